@@ -1,0 +1,82 @@
+# dumpleak build.  `make demo` and `make check` work on a fresh Debian
+# machine: both install missing packages first (make deps).
+CC ?= cc
+PREFIX ?= /usr/local
+DESTDIR ?=
+BUILD ?= build
+SANITIZE ?=
+
+PKGS := jansson
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
+ifeq ($(SANITIZE),1)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+BUILD := $(BUILD)-san
+endif
+
+LIB_SRC := $(wildcard lib/*.c)
+CMD_SRC := $(wildcard cmd/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CMD_OBJ := $(CMD_SRC:%.c=$(BUILD)/%.o)
+LIB_A := $(BUILD)/libdumpleak.a
+BIN := $(BUILD)/dumpleak
+TEST_SRC := $(wildcard tests/unit/*.c)
+TEST_BIN := $(BUILD)/unit-tests
+
+DEB_PKGS := zlib1g-dev libkdumpfile-dev libcriterion-dev libjansson-dev pkg-config
+SAMPLE := testdata/sample-x64-19041.dmp
+
+.PHONY: all deps check demo install clean unit cli-tests format
+all: $(BIN)
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  (apt-get update -qq && apt-get install -y --no-install-recommends $$missing) >/dev/null || exit 1; fi
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Ilib $$(pkg-config --cflags $(PKGS)) -MMD -MP -c $< -o $@
+
+$(LIB_A): $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BIN): $(CMD_OBJ) $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $(CMD_OBJ) $(LIB_A) $$(pkg-config --libs $(PKGS))
+
+$(TEST_BIN): $(TEST_SRC) $(LIB_A)
+	$(CC) $(CFLAGS) -Wno-missing-field-initializers -Ilib -Itests/unit $(TEST_SRC) $(LIB_A) -o $@ $(LDFLAGS) \
+	  $$(pkg-config --cflags --libs criterion jansson libaddrxlat)
+
+# Forged dumps for the tests: regenerated when the forge changes.
+MATRIX := $(BUILD)/matrix
+$(MATRIX)/index.json: $(wildcard tests/forge/*.py)
+	rm -rf $(MATRIX) && mkdir -p $(MATRIX)
+	python3 tests/forge/forge.py --matrix $(MATRIX)
+
+unit: $(TEST_BIN) $(MATRIX)/index.json
+	DUMPLEAK_MATRIX=$(MATRIX) ./$(TEST_BIN) --jobs 2
+
+cli-tests: $(BIN) $(MATRIX)/index.json
+	python3 tests/cli/check_cli.py --bin $(BIN) --matrix $(MATRIX) --testdata testdata
+
+check: deps
+	$(MAKE) unit cli-tests
+
+demo: deps
+	$(MAKE) $(BIN)
+	./$(BIN) $(SAMPLE)
+
+install: $(BIN)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/dumpleak
+	install -m 644 man/dumpleak.1 $(DESTDIR)$(PREFIX)/share/man/man1/dumpleak.1
+
+format:
+	clang-format -i lib/*.c lib/*.h cmd/*.c cmd/*.h tests/unit/*.c tests/unit/*.h
+
+clean:
+	rm -rf build build-san
+
+-include $(LIB_OBJ:.o=.d) $(CMD_OBJ:.o=.d)

@@ -1,0 +1,24 @@
+/* Run the library over one dump for the chosen command. */
+#include "cli.h"
+
+static void worsen(result *r, dl_status st)
+{
+    if (st > r->status)
+        r->status = st;
+}
+
+void analyse(const options *o, result *r)
+{
+    r->ctx = dl_ctx_new();
+    if (!r->ctx) {
+        r->status = DL_ECORRUPT;
+        return;
+    }
+    r->status = dl_open(r->ctx, r->path, &r->dump);
+    if (r->status != DL_OK) {
+        r->dump = NULL;
+        return;
+    }
+    if (o->cmd == CMD_MODULES || o->cmd == CMD_MAIN)
+        worsen(r, dl_get_modules(r->dump, &r->modules));
+}

@@ -1,0 +1,50 @@
+/* The CLI: options, and the two formatters of one analysis result. */
+#ifndef DL_CLI_H
+#define DL_CLI_H
+
+#include <stdio.h>
+
+#include "dumpleak.h"
+
+typedef enum command {
+    CMD_MAIN,
+    CMD_INFO,
+    CMD_VM,
+    CMD_POOL,
+    CMD_BIGPOOL,
+    CMD_MODULES,
+    CMD_SUSPECT
+} command;
+
+typedef struct options {
+    command cmd;
+    int json;
+    int top;          /* -1 = command default */
+    const char *sort; /* NULL = command default */
+    const char *tag;  /* pattern */
+    const char *pooltag;
+    const char *drivers;
+    int free_entries;
+    int jobs;
+    int raw_input;
+    int no_cache;
+} options;
+
+/* What one dump produced: the open dump (or NULL) and its status. */
+typedef struct result {
+    const char *path;
+    dl_ctx *ctx;
+    dl_dump *dump;
+    dl_status status;        /* open status; then the worst section status */
+    const dl_modules *modules;
+} result;
+
+void analyse(const options *o, result *r);
+void print_text(FILE *out, const options *o, const result *r);
+void print_json(FILE *out, const options *o, const result *r);
+
+/* "2024-11-23T03:49:27Z" from a FILETIME; 0 when out of range. */
+int format_filetime(unsigned long long ft, char buf[32], int iso);
+const char *arch_name(dl_arch a);
+
+#endif

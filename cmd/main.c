@@ -1,0 +1,147 @@
+/* dumpleak: parse options, analyse each dump, hand results to a formatter. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] =
+    "usage: dumpleak [COMMAND] [OPTIONS] DUMP...\n"
+    "commands: (none) triage report, info, modules\n"
+    "options: --json --top N --sort KEY --tag PATTERN --pooltag FILE --drivers DIR\n"
+    "         --free -j N --input raw --no-cache --help --version\n"
+    "See dumpleak(1).\n";
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "dumpleak: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n%s", usage);
+    return DL_EUSAGE;
+}
+
+static int parse_command(const char *s, command *out)
+{
+    static const struct {
+        const char *name;
+        command cmd;
+    } cmds[] = {{"info", CMD_INFO}, {"modules", CMD_MODULES}};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(s, cmds[i].name)) {
+            *out = cmds[i].cmd;
+            return 1;
+        }
+    return 0;
+}
+
+/* Value of an option given as "--opt VALUE" or "--opt=VALUE". */
+static const char *option_value(int argc, char **argv, int *i, const char *name)
+{
+    size_t n = strlen(name);
+    if (!strncmp(argv[*i], name, n) && argv[*i][n] == '=')
+        return argv[*i] + n + 1;
+    if (!strcmp(argv[*i], name) && *i + 1 < argc)
+        return argv[++*i];
+    return NULL;
+}
+
+static int is_option(const char *arg, const char *name)
+{
+    size_t n = strlen(name);
+    return !strncmp(arg, name, n) && (arg[n] == 0 || arg[n] == '=');
+}
+
+static int parse_int(const char *s, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < 0 || v > 1000000)
+        return 0;
+    *out = (int)v;
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    options o = {.cmd = CMD_MAIN, .top = -1, .jobs = 1};
+    const char **paths = calloc((size_t)argc, sizeof *paths);
+    int npaths = 0, i = 1, only_paths = 0;
+    if (!paths)
+        return DL_EUSAGE;
+    if (i < argc && parse_command(argv[i], &o.cmd))
+        i++;
+    o.pooltag = getenv("DUMPLEAK_POOLTAG");
+    for (; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (only_paths || a[0] != '-' || !strcmp(a, "-")) {
+            paths[npaths++] = a;
+        } else if (!strcmp(a, "--")) {
+            only_paths = 1;
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage, stdout);
+            free(paths);
+            return 0;
+        } else if (!strcmp(a, "--version")) {
+            printf("dumpleak %s\ninputs: crashdump (PAGEDUMP, PAGEDU64: types 1, 2, 4, 5, 6, 8, 9, 10)\n", DL_VERSION);
+            free(paths);
+            return 0;
+        } else if (!strcmp(a, "--json")) {
+            o.json = 1;
+        } else if (!strcmp(a, "--free")) {
+            o.free_entries = 1;
+        } else if (!strcmp(a, "--no-cache")) {
+            o.no_cache = 1;
+        } else if (is_option(a, "--top")) {
+            if (!(v = option_value(argc, argv, &i, "--top")) || !parse_int(v, &o.top))
+                return usage_error("--top needs a number%s", "");
+        } else if (is_option(a, "-j")) {
+            if (!(v = option_value(argc, argv, &i, "-j")) || !parse_int(v, &o.jobs) || o.jobs < 1)
+                return usage_error("-j needs a number of at least 1%s", "");
+        } else if (is_option(a, "--sort")) {
+            if (!(v = option_value(argc, argv, &i, "--sort")))
+                return usage_error("--sort needs a key%s", "");
+            if (strcmp(v, "nonpaged") && strcmp(v, "paged") && strcmp(v, "tag") && strcmp(v, "allocs") &&
+                strcmp(v, "diff"))
+                return usage_error("unknown sort key '%s' (nonpaged, paged, tag, allocs, diff)", v);
+            o.sort = v;
+        } else if (is_option(a, "--tag")) {
+            if (!(o.tag = option_value(argc, argv, &i, "--tag")))
+                return usage_error("--tag needs a pattern%s", "");
+        } else if (is_option(a, "--pooltag")) {
+            if (!(o.pooltag = option_value(argc, argv, &i, "--pooltag")))
+                return usage_error("--pooltag needs a file%s", "");
+        } else if (is_option(a, "--drivers")) {
+            if (!(o.drivers = option_value(argc, argv, &i, "--drivers")))
+                return usage_error("--drivers needs a directory%s", "");
+        } else if (is_option(a, "--input")) {
+            if (!(v = option_value(argc, argv, &i, "--input")) || strcmp(v, "raw"))
+                return usage_error("--input takes 'raw'%s", "");
+            o.raw_input = 1;
+        } else {
+            return usage_error("unknown option '%s'", a);
+        }
+    }
+    if (!npaths)
+        return usage_error("no DUMP given%s", "");
+    if (o.raw_input)
+        return usage_error("--input raw is not supported by this build yet%s", "");
+
+    int worst = 0;
+    for (int k = 0; k < npaths; k++) {
+        result r = {.path = paths[k]};
+        analyse(&o, &r);
+        if (o.json)
+            print_json(stdout, &o, &r);
+        else if (r.dump)
+            print_text(stdout, &o, &r);
+        if (!r.dump)
+            fprintf(stderr, "dumpleak: %s: %s\n", r.path, dl_ctx_error(r.ctx));
+        if ((int)r.status > worst)
+            worst = (int)r.status;
+        dl_close(r.dump);
+        dl_ctx_free(r.ctx);
+    }
+    fflush(stdout);
+    free(paths);
+    return worst;
+}

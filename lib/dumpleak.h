@@ -1,0 +1,159 @@
+/* dumpleak: read Windows kernel crash dumps offline.
+ *
+ * Every fallible call returns a dl_status and leaves a one-line message on
+ * the dl_ctx it was given; nothing here prints, exits or aborts.  Results are
+ * owned by the dump handle and live until dl_close(). */
+#ifndef DUMPLEAK_H
+#define DUMPLEAK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DL_VERSION "0.1.0"
+
+/* The numeric values are the CLI exit codes of the contract. */
+typedef enum dl_status {
+    DL_OK = 0,
+    DL_PARTIAL = 1,     /* ran, but a requested part is missing (see warnings) */
+    DL_EUSAGE = 2,      /* caller error */
+    DL_ECORRUPT = 3,    /* not readable as a kernel dump, or a corrupt structure */
+    DL_EUNSUPPORTED = 4 /* recognised kind this build cannot read */
+} dl_status;
+
+typedef struct dl_ctx dl_ctx;
+typedef struct dl_dump dl_dump;
+
+typedef struct dl_warning {
+    const char *code;    /* short stable name, e.g. "truncated" */
+    const char *message; /* human sentence */
+} dl_warning;
+
+dl_ctx *dl_ctx_new(void);
+void dl_ctx_free(dl_ctx *ctx);
+const char *dl_ctx_error(const dl_ctx *ctx);
+size_t dl_ctx_warning_count(const dl_ctx *ctx);
+const dl_warning *dl_ctx_warning(const dl_ctx *ctx, size_t i);
+
+/* Open a dump.  The ctx must outlive the dump; use one ctx per thread. */
+dl_status dl_open(dl_ctx *ctx, const char *path, dl_dump **out);
+void dl_close(dl_dump *dump);
+
+typedef enum dl_arch { DL_ARCH_X86, DL_ARCH_X86_PAE, DL_ARCH_X64, DL_ARCH_ARM64 } dl_arch;
+
+/* A header value the writer left as the 'PAGE' filler is "unset": the
+ * matching has_* flag is 0. */
+typedef struct dl_info {
+    const char *input;     /* "crashdump" */
+    const char *signature; /* "PAGEDUMP" / "PAGEDU64" */
+    int bits;              /* 32 or 64 */
+    dl_arch arch;
+    uint32_t major_version, minor_version; /* minor = build number */
+    uint64_t directory_table_base;         /* as stored */
+    uint64_t pfn_database, ps_loaded_module_list, ps_active_process_head;
+    uint32_t machine_type;
+    uint32_t processors;
+    uint32_t bugcheck_code;
+    uint64_t bugcheck_params[4];
+    int has_bugcheck;
+    int pae_enabled; /* 32-bit only */
+    uint64_t kdbg_address;
+    uint32_t dump_type;
+    int has_system_time, has_attributes, has_required_space, has_system_uptime;
+    uint64_t system_time; /* FILETIME */
+    uint64_t system_uptime;
+    uint32_t attributes;
+    uint64_t required_dump_space;
+    uint32_t mini_dump_fields, product_type, suite_mask;
+    int has_product_type, has_suite_mask;
+    const char *comment; /* NUL-terminated, "" when unset */
+    /* Derived facts. */
+    const char *dump_type_name; /* NULL when unknown */
+    uint64_t pages_present;     /* readable pages in the file */
+    int has_physical_map;       /* 0 for triage dumps */
+    const char *build_lab;      /* from the KDBG; NULL if unavailable */
+    int kdbg_valid;
+} dl_info;
+
+const dl_info *dl_get_info(dl_dump *dump);
+
+/* Returns the name of a bugcheck code (without the 0x10000000 flag, with
+ * "_M" appended when the flag was set), or NULL. */
+const char *dl_bugcheck_name(uint32_t code);
+
+typedef struct dl_module {
+    char *name; /* UTF-8 */
+    char *path; /* UTF-8 or NULL */
+    uint64_t base;
+    uint64_t size;
+} dl_module;
+
+typedef struct dl_unloaded {
+    char *name;
+    uint64_t base;
+    uint64_t size;
+    int has_time;
+    uint64_t time; /* FILETIME */
+} dl_unloaded;
+
+typedef struct dl_modules {
+    size_t nloaded;
+    dl_module *loaded;
+    int unloaded_available;
+    size_t nunloaded;
+    dl_unloaded *unloaded;
+} dl_modules;
+
+/* Loaded and unloaded modules.  DL_PARTIAL when the list could only be
+ * read in part (warnings say why); the result is still set. */
+dl_status dl_get_modules(dl_dump *dump, const dl_modules **out);
+
+/* Physical and virtual reads.  A page that the dump does not hold is an
+ * error (DL_PARTIAL) with a message naming the address: never zeros. */
+dl_status dl_read_phys(dl_dump *dump, uint64_t pa, void *buf, size_t len);
+dl_status dl_read_virt(dl_dump *dump, uint64_t va, void *buf, size_t len);
+
+typedef enum dl_xlat_kind {
+    DL_XLAT_VALID,         /* hardware-valid, pa set */
+    DL_XLAT_TRANSITION,    /* software PTE in transition: page still in RAM, pa set */
+    DL_XLAT_PROTOTYPE,     /* resolved through a prototype PTE, pa set */
+    DL_XLAT_PAGEFILE,      /* in the page file: not in a crash dump */
+    DL_XLAT_DEMAND_ZERO,   /* demand-zero page */
+    DL_XLAT_NOT_PRESENT,   /* entry is zero / unknown to the page tables */
+    DL_XLAT_TABLE_ABSENT,  /* a page-table page is not in the dump */
+    DL_XLAT_NONCANONICAL,  /* address not translatable in this mode */
+    DL_XLAT_UNSUPPORTED    /* architecture without a translator */
+} dl_xlat_kind;
+
+typedef struct dl_xlat {
+    dl_xlat_kind kind;
+    uint64_t pa;        /* valid for VALID / TRANSITION / PROTOTYPE */
+    uint64_t page_size; /* 4 KiB, 2/4 MiB or 1 GiB */
+    int level;          /* level where the walk ended (1 = PTE) */
+    uint64_t entry;     /* raw entry that decided */
+} dl_xlat;
+
+dl_status dl_translate(dl_dump *dump, uint64_t va, dl_xlat *out);
+const char *dl_xlat_kind_name(dl_xlat_kind kind);
+
+/* Set of physical extents present in the file: {first PFN, page count,
+ * file offset}.  Sorted, non-overlapping. */
+typedef struct dl_extent {
+    uint64_t pfn;
+    uint64_t pages;
+    uint64_t file_offset;
+} dl_extent;
+size_t dl_extent_count(dl_dump *dump);
+dl_status dl_extent_get(dl_dump *dump, size_t i, dl_extent *out);
+
+/* Write the tag as the contract spells it: printable bytes as themselves
+ * ('\\' doubled), others as \xnn.  buf needs 17 bytes. */
+void dl_format_tag(uint32_t key, char buf[17]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

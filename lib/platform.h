@@ -1,0 +1,19 @@
+/* The only OS-specific code: mapping a file read-only.  A Windows build
+ * provides platform_win.c with MapViewOfFile behind the same interface. */
+#ifndef DL_PLATFORM_H
+#define DL_PLATFORM_H
+
+#include <stdint.h>
+
+#include "dumpleak.h"
+
+typedef struct dl_file_map {
+    const uint8_t *data; /* NULL for an empty file */
+    uint64_t size;
+    void *os; /* platform private */
+} dl_file_map;
+
+dl_status dl_platform_map(dl_ctx *ctx, const char *path, dl_file_map *out);
+void dl_platform_unmap(dl_file_map *map);
+
+#endif

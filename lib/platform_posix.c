@@ -1,0 +1,50 @@
+#define _FILE_OFFSET_BITS 64
+#include "platform.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ctx.h"
+
+dl_status dl_platform_map(dl_ctx *ctx, const char *path, dl_file_map *out)
+{
+    memset(out, 0, sizeof *out);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return dl_fail(ctx, DL_ECORRUPT, "cannot open: %s", strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
+        close(fd);
+        return dl_fail(ctx, DL_ECORRUPT, "cannot stat: %s", strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return dl_fail(ctx, DL_ECORRUPT, "not a regular file");
+    }
+    out->size = (uint64_t)st.st_size;
+    if (out->size > 0) {
+        void *p = mmap(NULL, (size_t)out->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            int e = errno;
+            close(fd);
+            return dl_fail(ctx, DL_ECORRUPT, "cannot map: %s", strerror(e));
+        }
+        /* Reads are sparse and scattered: don't let the kernel read ahead. */
+        posix_madvise(p, (size_t)out->size, POSIX_MADV_RANDOM);
+        out->data = p;
+    }
+    close(fd);
+    return DL_OK;
+}
+
+void dl_platform_unmap(dl_file_map *map)
+{
+    if (map->data)
+        munmap((void *)map->data, (size_t)map->size);
+    memset(map, 0, sizeof *map);
+}

@@ -1,0 +1,33 @@
+/* Byte source: the only thing the container reader knows about its input.
+ * A mapped file today; an inflating stream or remote range reads later. */
+#ifndef DL_SOURCE_H
+#define DL_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dumpleak.h"
+
+typedef struct dl_source dl_source;
+
+struct dl_source {
+    uint64_t size;
+    /* Copy [off, off+len) into buf; DL_ECORRUPT with a message past EOF. */
+    dl_status (*read)(dl_source *src, dl_ctx *ctx, uint64_t off, void *buf, size_t len);
+    /* Direct view of [off, off+len) or NULL when the source cannot lend one
+     * (callers then fall back to read()). */
+    const uint8_t *(*view)(dl_source *src, uint64_t off, size_t len);
+    void (*close)(dl_source *src);
+    void *priv;
+};
+
+dl_status dl_source_open_file(dl_ctx *ctx, const char *path, dl_source **out);
+void dl_source_close(dl_source *src);
+
+/* Read that is bounds-checked against the source size. */
+static inline dl_status dl_source_read(dl_source *src, dl_ctx *ctx, uint64_t off, void *buf, size_t len)
+{
+    return src->read(src, ctx, off, buf, len);
+}
+
+#endif
