@@ -80,3 +80,6 @@ clean:
 	rm -rf build build-san
 
 -include $(LIB_OBJ:.o=.d) $(CMD_OBJ:.o=.d)
+
+# Feature fragments (fuzzing, Windows cross-build, bench) live in mk/.
+-include $(wildcard mk/*.mk)

@@ -14,7 +14,8 @@ void analyse(const options *o, result *r)
         r->status = DL_ECORRUPT;
         return;
     }
-    r->status = dl_open(r->ctx, r->path, &r->dump);
+    dl_open_options oo = {.no_cache = o->no_cache, .raw_input = o->raw_input};
+    r->status = dl_open(r->ctx, r->path, &oo, &r->dump);
     if (r->status != DL_OK) {
         r->dump = NULL;
         return;

@@ -47,4 +47,9 @@ void print_json(FILE *out, const options *o, const result *r);
 int format_filetime(unsigned long long ft, char buf[32], int iso);
 const char *arch_name(dl_arch a);
 
+/* Platform hook before option parsing: on Windows, replaces argv with the
+ * UTF-8 form of the wide command line and sets stdout to binary so output
+ * is byte-identical to POSIX ("\n").  Returns non-zero on failure. */
+int cli_platform_args(int *argc, char ***argv);
+
 #endif

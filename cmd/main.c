@@ -64,6 +64,8 @@ static int parse_int(const char *s, int *out)
 int main(int argc, char **argv)
 {
     options o = {.cmd = CMD_MAIN, .top = -1, .jobs = 1};
+    if (cli_platform_args(&argc, &argv))
+        return DL_EUSAGE;
     const char **paths = calloc((size_t)argc, sizeof *paths);
     int npaths = 0, i = 1, only_paths = 0;
     if (!paths)

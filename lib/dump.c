@@ -38,14 +38,20 @@ static void detect_la57(dl_dump *d)
     dl_ctx_clear_error(d->ctx);
 }
 
-dl_status dl_open(dl_ctx *ctx, const char *path, dl_dump **out)
+dl_status dl_open(dl_ctx *ctx, const char *path, const dl_open_options *opts, dl_dump **out)
 {
     *out = NULL;
     dl_dump *d = calloc(1, sizeof *d);
     if (!d)
         return dl_fail(ctx, DL_ECORRUPT, "out of memory");
     d->ctx = ctx;
-    dl_status st = dl_source_open_file(ctx, path, &d->src);
+    static const dl_open_options defaults;
+    if (!opts)
+        opts = &defaults;
+    dl_source *file = NULL;
+    dl_status st = dl_source_open_file(ctx, path, &file);
+    if (st == DL_OK)
+        st = dl_source_unwrap(ctx, file, opts, &d->src, &d->info.wrapper);
     if (st == DL_OK) {
         /* The translator exists before the body so triage dumps can lend VA ranges. */
         dl_vmem_init(&d->vm, &d->pm, DL_PAGING_NONE, 0);

@@ -38,8 +38,21 @@ const char *dl_ctx_error(const dl_ctx *ctx);
 size_t dl_ctx_warning_count(const dl_ctx *ctx);
 const dl_warning *dl_ctx_warning(const dl_ctx *ctx, size_t i);
 
-/* Open a dump.  The ctx must outlive the dump; use one ctx per thread. */
-dl_status dl_open(dl_ctx *ctx, const char *path, dl_dump **out);
+/* Progress of a long step (building an index over a compressed input):
+ * done and total in bytes of input.  The library never prints. */
+typedef void (*dl_progress_fn)(void *arg, const char *what, uint64_t done, uint64_t total);
+
+typedef struct dl_open_options {
+    int no_cache;          /* never write an index or rebuilt file to the cache */
+    const char *cache_dir; /* NULL: $XDG_CACHE_HOME/dumpleak or ~/.cache/dumpleak */
+    int raw_input;         /* treat the file as raw physical memory */
+    dl_progress_fn progress;
+    void *progress_arg;
+} dl_open_options;
+
+/* Open a dump.  The ctx must outlive the dump; use one ctx per thread.
+ * opts may be NULL for the defaults. */
+dl_status dl_open(dl_ctx *ctx, const char *path, const dl_open_options *opts, dl_dump **out);
 void dl_close(dl_dump *dump);
 
 typedef enum dl_arch { DL_ARCH_X86, DL_ARCH_X86_PAE, DL_ARCH_X64, DL_ARCH_ARM64 } dl_arch;
@@ -48,6 +61,7 @@ typedef enum dl_arch { DL_ARCH_X86, DL_ARCH_X86_PAE, DL_ARCH_X64, DL_ARCH_ARM64 
  * matching has_* flag is 0. */
 typedef struct dl_info {
     const char *input;     /* "crashdump" */
+    const char *wrapper;   /* NULL, "gzip", "zip" or "cab" */
     const char *signature; /* "PAGEDUMP" / "PAGEDU64" */
     int bits;              /* 32 or 64 */
     dl_arch arch;

@@ -24,6 +24,13 @@ struct dl_source {
 dl_status dl_source_open_file(dl_ctx *ctx, const char *path, dl_source **out);
 void dl_source_close(dl_source *src);
 
+/* Wrappers (gzip, ZIP, CAB/MSZIP), detected by content: on a wrapper,
+ * *out is a byte source of the dump inside and *wrapper names the kind; on
+ * anything else *out = file and *wrapper = NULL.  Takes ownership of file
+ * (closed on error too).  Implemented in source_wrap*.c. */
+dl_status dl_source_unwrap(dl_ctx *ctx, dl_source *file, const dl_open_options *opts, dl_source **out,
+                           const char **wrapper);
+
 /* Read that is bounds-checked against the source size. */
 static inline dl_status dl_source_read(dl_source *src, dl_ctx *ctx, uint64_t off, void *buf, size_t len)
 {
