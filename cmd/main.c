@@ -76,6 +76,9 @@ int main(int argc, char **argv)
     for (; i < argc; i++) {
         const char *a = argv[i], *v;
         if (only_paths || a[0] != '-' || !strcmp(a, "-")) {
+            /* The command may follow options ("dumpleak --json info X"). */
+            if (!npaths && o.cmd == CMD_MAIN && !only_paths && parse_command(a, &o.cmd))
+                continue;
             paths[npaths++] = a;
         } else if (!strcmp(a, "--")) {
             only_paths = 1;

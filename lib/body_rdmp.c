@@ -19,8 +19,7 @@ dl_status dl_body_rdmp(dl_dump *d)
         return dl_fail(ctx, DL_ECORRUPT, "DumpType %u without the RDMP header at offset 0x%llx", d->info.dump_type,
                        (unsigned long long)at);
     uint64_t meta = dl_le64(h + 0x10), first = dl_le64(h + 0x18);
-    if (meta < 0x10 || meta > 0x10 + 16ull * DL_MAX_RDMP_RANGES || first != at + 0x20 + meta ||
-        (first & (DL_PAGE_SIZE - 1)))
+    if (meta < 0x10 || meta > 0x10 + 16ull * DL_MAX_RDMP_RANGES || first != at + 0x20 + meta)
         return dl_fail(ctx, DL_ECORRUPT,
                        "RDMP metadata size 0x%llx and first page offset 0x%llx at 0x%llx do not agree",
                        (unsigned long long)meta, (unsigned long long)first, (unsigned long long)(at + 0x10));

@@ -1,3 +1,4 @@
+#ifndef _WIN32
 #define _FILE_OFFSET_BITS 64
 #include "platform.h"
 
@@ -48,3 +49,4 @@ void dl_platform_unmap(dl_file_map *map)
         munmap((void *)map->data, (size_t)map->size);
     memset(map, 0, sizeof *map);
 }
+#endif

@@ -1,0 +1,208 @@
+/* Windows: map a file read-only with CreateFileW / CreateFileMappingW /
+ * MapViewOfFile.  Paths arrive as UTF-8 (cmd/args_win.c converts the wide
+ * command line) and are converted to UTF-16 here, so `C:\Dumps\MEMORY.DMP`
+ * and non-ASCII paths open.  Error messages use the same words as the POSIX
+ * build for the common cases, so a batch's JSON is identical on both. */
+#ifdef _WIN32
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctx.h"
+#include "platform.h"
+
+typedef struct win_map {
+    HANDLE file;
+    HANDLE mapping;
+} win_map;
+
+/* Wording of the common failures as glibc's strerror spells them. */
+static void describe(DWORD err, char *buf, size_t len)
+{
+    const char *s = NULL;
+    switch (err) {
+    case ERROR_FILE_NOT_FOUND:
+    case ERROR_PATH_NOT_FOUND:
+    case ERROR_INVALID_DRIVE:
+    case ERROR_BAD_NETPATH:
+    case ERROR_BAD_NET_NAME:
+    case ERROR_INVALID_NAME:
+    case ERROR_DIRECTORY:
+        s = "No such file or directory";
+        break;
+    case ERROR_ACCESS_DENIED:
+    case ERROR_SHARING_VIOLATION:
+    case ERROR_LOCK_VIOLATION:
+        s = "Permission denied";
+        break;
+    case ERROR_NOT_ENOUGH_MEMORY:
+    case ERROR_OUTOFMEMORY:
+    case ERROR_COMMITMENT_LIMIT:
+        s = "Cannot allocate memory";
+        break;
+    case ERROR_FILENAME_EXCED_RANGE:
+        s = "File name too long";
+        break;
+    case ERROR_TOO_MANY_OPEN_FILES:
+        s = "Too many open files";
+        break;
+    default:
+        break;
+    }
+    if (s) {
+        snprintf(buf, len, "%s", s);
+        return;
+    }
+    /* Anything else: the system's own sentence (one line, no final period). */
+    wchar_t wmsg[256];
+    DWORD n = FormatMessageW(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL, err,
+                             MAKELANGID(LANG_ENGLISH, SUBLANG_ENGLISH_US), wmsg, 256, NULL);
+    if (!n)
+        n = FormatMessageW(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL, err, 0, wmsg, 256,
+                           NULL);
+    while (n > 0 && (wmsg[n - 1] == L'\r' || wmsg[n - 1] == L'\n' || wmsg[n - 1] == L' ' || wmsg[n - 1] == L'.'))
+        n--;
+    for (DWORD i = 0; i < n; i++)
+        if (wmsg[i] == L'\r' || wmsg[i] == L'\n')
+            wmsg[i] = L' ';
+    char msg[512];
+    int m = n ? WideCharToMultiByte(CP_UTF8, 0, wmsg, (int)n, msg, (int)sizeof msg - 1, NULL, NULL) : 0;
+    msg[m > 0 ? m : 0] = 0;
+    if (m > 0)
+        snprintf(buf, len, "%s (Windows error %lu)", msg, (unsigned long)err);
+    else
+        snprintf(buf, len, "Windows error %lu", (unsigned long)err);
+}
+
+static dl_status fail_win(dl_ctx *ctx, const char *what, DWORD err)
+{
+    char why[600];
+    describe(err, why, sizeof why);
+    return dl_fail(ctx, DL_ECORRUPT, "cannot %s: %s", what, why);
+}
+
+/* UTF-8 path to the UTF-16 one CreateFileW takes.  A path too long for
+ * MAX_PATH is made absolute (GetFullPathNameW, which also turns '/' into
+ * a backslash) and given the long-path prefix.  Returns NULL with *err set on failure. */
+static wchar_t *wide_path(const char *path, DWORD *err)
+{
+    int n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, NULL, 0);
+    if (n <= 0) {
+        *err = ERROR_NO_UNICODE_TRANSLATION;
+        return NULL;
+    }
+    wchar_t *w = malloc((size_t)n * sizeof *w);
+    if (!w) {
+        *err = ERROR_NOT_ENOUGH_MEMORY;
+        return NULL;
+    }
+    MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, w, n);
+    if (n < MAX_PATH - 12 || !wcsncmp(w, L"\\\\?\\", 4))
+        return w;
+    DWORD need = GetFullPathNameW(w, 0, NULL, NULL);
+    wchar_t *full = need ? malloc(((size_t)need + 8) * sizeof *full) : NULL;
+    DWORD got = full ? GetFullPathNameW(w, need, full, NULL) : 0;
+    if (!got || got >= need) { /* let CreateFileW report the plain path */
+        free(full);
+        return w;
+    }
+    free(w);
+    /* "C:\\x" becomes "\\\\?\\C:\\x", "\\\\srv\\share" becomes "\\\\?\\UNC\\srv\\share". */
+    int unc = full[0] == L'\\' && full[1] == L'\\';
+    const wchar_t *prefix = unc ? L"\\\\?\\UNC" : L"\\\\?\\";
+    size_t skip = unc ? 1 : 0, plen = wcslen(prefix);
+    memmove(full + plen, full + skip, ((size_t)got - skip + 1) * sizeof *full);
+    memcpy(full, prefix, plen * sizeof *full);
+    return full;
+}
+
+dl_status dl_platform_map(dl_ctx *ctx, const char *path, dl_file_map *out)
+{
+    memset(out, 0, sizeof *out);
+    DWORD err = 0;
+    wchar_t *wpath = wide_path(path, &err);
+    if (!wpath) {
+        if (err == ERROR_NO_UNICODE_TRANSLATION)
+            return dl_fail(ctx, DL_ECORRUPT, "cannot open: the path is not valid UTF-8");
+        return fail_win(ctx, "open", err);
+    }
+    /* Share everything: a dump may still be open in a debugger or copier. */
+    HANDLE h = CreateFileW(wpath, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
+                           OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL | FILE_FLAG_RANDOM_ACCESS, NULL);
+    if (h == INVALID_HANDLE_VALUE) {
+        err = GetLastError();
+        /* A directory cannot be opened this way; say what POSIX says. */
+        DWORD attr = GetFileAttributesW(wpath);
+        free(wpath);
+        if (attr != INVALID_FILE_ATTRIBUTES && (attr & FILE_ATTRIBUTE_DIRECTORY))
+            return dl_fail(ctx, DL_ECORRUPT, "not a regular file");
+        return fail_win(ctx, "open", err);
+    }
+    free(wpath);
+    if (GetFileType(h) != FILE_TYPE_DISK) { /* NUL, CON, a pipe */
+        CloseHandle(h);
+        return dl_fail(ctx, DL_ECORRUPT, "not a regular file");
+    }
+    LARGE_INTEGER size;
+    if (!GetFileSizeEx(h, &size)) {
+        err = GetLastError();
+        CloseHandle(h);
+        return fail_win(ctx, "stat", err);
+    }
+    if (size.QuadPart < 0 || (unsigned long long)size.QuadPart > (unsigned long long)SIZE_MAX) {
+        CloseHandle(h);
+        return dl_fail(ctx, DL_ECORRUPT, "cannot map: the file is larger than the address space");
+    }
+    out->size = (uint64_t)size.QuadPart;
+    if (out->size == 0) { /* CreateFileMapping refuses an empty file */
+        CloseHandle(h);
+        return DL_OK;
+    }
+    HANDLE m = CreateFileMappingW(h, NULL, PAGE_READONLY, 0, 0, NULL);
+    if (!m) {
+        err = GetLastError();
+        CloseHandle(h);
+        memset(out, 0, sizeof *out);
+        return fail_win(ctx, "map", err);
+    }
+    const void *p = MapViewOfFile(m, FILE_MAP_READ, 0, 0, 0);
+    if (!p) {
+        err = GetLastError();
+        CloseHandle(m);
+        CloseHandle(h);
+        memset(out, 0, sizeof *out);
+        return fail_win(ctx, "map", err);
+    }
+    win_map *wm = malloc(sizeof *wm);
+    if (!wm) {
+        UnmapViewOfFile(p);
+        CloseHandle(m);
+        CloseHandle(h);
+        memset(out, 0, sizeof *out);
+        return dl_fail(ctx, DL_ECORRUPT, "out of memory");
+    }
+    wm->file = h;
+    wm->mapping = m;
+    out->data = p;
+    out->os = wm;
+    return DL_OK;
+}
+
+void dl_platform_unmap(dl_file_map *map)
+{
+    if (map->data)
+        UnmapViewOfFile(map->data);
+    win_map *wm = map->os;
+    if (wm) {
+        CloseHandle(wm->mapping);
+        CloseHandle(wm->file);
+        free(wm);
+    }
+    memset(map, 0, sizeof *map);
+}
+#endif
