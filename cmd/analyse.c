@@ -22,4 +22,10 @@ void analyse(const options *o, result *r)
     }
     if (o->cmd == CMD_MODULES || o->cmd == CMD_MAIN)
         worsen(r, dl_get_modules(r->dump, &r->modules));
+    if (o->cmd == CMD_VM || o->cmd == CMD_MAIN)
+        worsen(r, dl_get_vm(r->dump, &r->vm));
+    if (o->cmd == CMD_POOL || o->cmd == CMD_MAIN)
+        worsen(r, dl_get_pool(r->dump, &r->pool));
+    if (o->cmd == CMD_BIGPOOL || o->cmd == CMD_MAIN)
+        worsen(r, dl_get_bigpool(r->dump, &r->bigpool));
 }

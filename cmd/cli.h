@@ -37,7 +37,27 @@ typedef struct result {
     dl_dump *dump;
     dl_status status;        /* open status; then the worst section status */
     const dl_modules *modules;
+    const dl_vm *vm;
+    const dl_pool *pool;
+    const dl_bigpool *bigpool;
 } result;
+
+/* Pool rows selected and sorted for display: indexes into pool->tags. */
+typedef struct tag_view {
+    size_t n;
+    size_t *idx;
+} tag_view;
+
+/* Rows with any non-zero counter matching --tag, sorted per --sort,
+ * limited by --top (default_top when --top is not given; 0 = all). */
+int select_tags(const options *o, const dl_pool *pool, int default_top, tag_view *out);
+/* --tag pattern match with * and ?, on the tag as spelled in the output. */
+int tag_matches(const char *pattern, const char *tag);
+long long counts_diff(const dl_pool_counts *c);
+
+void print_vm(FILE *out, const dl_vm *vm);
+void print_pool(FILE *out, const options *o, const dl_pool *pool);
+void print_bigpool(FILE *out, const options *o, const dl_bigpool *b);
 
 void analyse(const options *o, result *r);
 void print_text(FILE *out, const options *o, const result *r);

@@ -23,7 +23,7 @@ static json_t *source_obj(const dl_info *in)
     json_t *s = json_object();
     json_object_set_new(s, "input", json_string(in->input));
     json_object_set_new(s, "wrapper", json_null());
-    json_object_set_new(s, "cr3_from", in->has_physical_map ? json_string("header") : json_null());
+    json_object_set_new(s, "cr3_from", json_string("header"));
     json_object_set_new(s, "kdbg_from", in->kdbg_valid ? json_string("header") : json_null());
     json_object_set_new(s, "kdbg_encoded", in->kdbg_valid ? json_false() : json_null());
     return s;
@@ -109,6 +109,152 @@ static json_t *modules_obj(const dl_modules *m)
     return o;
 }
 
+static json_t *vm_value(const dl_vm_value *v)
+{
+    return v->known ? json_integer((json_int_t)v->v) : json_null();
+}
+
+static json_t *vm_obj(const dl_vm *vm)
+{
+    if (!vm)
+        return json_null();
+    json_t *o = json_object();
+    json_object_set_new(o, "page_size", json_integer(4096));
+    const struct {
+        const char *name;
+        const dl_vm_value *v;
+    } lines[] = {
+        {"physical_pages", &vm->physical_pages},
+        {"available_pages", &vm->available_pages},
+        {"resavail_pages", &vm->resavail_pages},
+        {"modified_pages", &vm->modified_pages},
+        {"nonpaged_pool_pages", &vm->nonpaged_pool_pages},
+        {"nonpaged_pool_nx_pages", &vm->nonpaged_pool_nx_pages},
+        {"nonpaged_pool_max_pages", &vm->nonpaged_pool_max_pages},
+        {"paged_pool_pages", &vm->paged_pool_pages},
+        {"paged_pool_max_pages", &vm->paged_pool_max_pages},
+        {"committed_pages", &vm->committed_pages},
+        {"commit_limit_pages", &vm->commit_limit_pages},
+        {"shared_commit_pages", &vm->shared_commit_pages},
+        {"driver_commit_pages", &vm->driver_commit_pages},
+        {"process_commit_pages", &vm->process_commit_pages},
+        {"paged_pool_commit_pages", &vm->paged_pool_commit_pages},
+    };
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+        json_object_set_new(o, lines[i].name, vm_value(lines[i].v));
+    json_object_set_new(o, "usage_source", str_or_null(vm->usage_source));
+    return o;
+}
+
+static json_t *counts_obj(const dl_pool_counts *c)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "allocs", json_integer((json_int_t)c->allocs));
+    json_object_set_new(o, "frees", json_integer((json_int_t)c->frees));
+    json_object_set_new(o, "diff", json_integer(counts_diff(c)));
+    json_object_set_new(o, "bytes", json_integer((json_int_t)c->bytes));
+    return o;
+}
+
+static json_t *tag_string(uint32_t key)
+{
+    char t[17];
+    dl_format_tag(key, t);
+    return json_string(t);
+}
+
+static json_t *tag_obj(const dl_pool_tag *t)
+{
+    json_t *o = json_object();
+    char key[16];
+    snprintf(key, sizeof key, "0x%08x", t->key);
+    json_object_set_new(o, "tag", t->overflow ? json_string("(overflow)") : tag_string(t->key));
+    json_object_set_new(o, "key", t->overflow ? json_null() : json_string(key));
+    json_object_set_new(o, "nonpaged", counts_obj(&t->nonpaged));
+    json_object_set_new(o, "paged", counts_obj(&t->paged));
+    json_object_set_new(o, "description", json_null());
+    json_object_set_new(o, "binary", json_null());
+    return o;
+}
+
+/* The main job lists the top tags of each pool; `pool` every selected tag. */
+static json_t *pool_obj(const options *o, const dl_pool *pool)
+{
+    if (!pool)
+        return json_null();
+    json_t *p = json_object(), *tags = json_array();
+    json_object_set_new(p, "source", json_string("tracker"));
+    json_object_set_new(p, "processors_summed", json_integer(pool->processors_summed));
+    if (o->cmd == CMD_MAIN) {
+        options by = *o;
+        tag_view np, pg;
+        by.sort = "nonpaged";
+        select_tags(&by, pool, 20, &np);
+        by.sort = "paged";
+        select_tags(&by, pool, 20, &pg);
+        for (size_t i = 0; i < np.n; i++)
+            json_array_append_new(tags, tag_obj(&pool->tags[np.idx[i]]));
+        for (size_t i = 0; i < pg.n; i++) {
+            int dup = 0;
+            for (size_t k = 0; k < np.n; k++)
+                dup |= np.idx[k] == pg.idx[i];
+            if (!dup)
+                json_array_append_new(tags, tag_obj(&pool->tags[pg.idx[i]]));
+        }
+        free(np.idx);
+        free(pg.idx);
+    } else {
+        tag_view v;
+        select_tags(o, pool, 0, &v);
+        for (size_t i = 0; i < v.n; i++)
+            json_array_append_new(tags, tag_obj(&pool->tags[v.idx[i]]));
+        free(v.idx);
+    }
+    json_object_set_new(p, "tags", tags);
+    json_t *totals = json_object();
+    json_object_set_new(totals, "nonpaged", counts_obj(&pool->total_nonpaged));
+    json_object_set_new(totals, "paged", counts_obj(&pool->total_paged));
+    json_object_set_new(p, "totals", totals);
+    return p;
+}
+
+static const char *pool_type_name(dl_pool_type t)
+{
+    switch (t) {
+    case DL_POOL_NONPAGED:
+        return "nonpaged";
+    case DL_POOL_PAGED:
+        return "paged";
+    case DL_POOL_NONPAGED_NX:
+        return "nonpaged-nx";
+    default:
+        return NULL;
+    }
+}
+
+static json_t *bigpool_obj(const options *o, const dl_bigpool *b)
+{
+    if (!b)
+        return json_null();
+    json_t *obj = json_object(), *arr = json_array();
+    for (size_t i = 0; i < b->n; i++) {
+        const dl_bigpool_entry *e = &b->entries[i];
+        char t[17];
+        dl_format_tag(e->key, t);
+        if ((e->free && !o->free_entries) || (o->tag && !tag_matches(o->tag, t)))
+            continue;
+        json_t *x = json_object();
+        json_object_set_new(x, "va", hex(e->va));
+        json_object_set_new(x, "tag", json_string(t));
+        json_object_set_new(x, "bytes", json_integer((json_int_t)e->bytes));
+        json_object_set_new(x, "pool", str_or_null(pool_type_name(e->pool)));
+        json_object_set_new(x, "free", json_boolean(e->free));
+        json_array_append_new(arr, x);
+    }
+    json_object_set_new(obj, "entries", arr);
+    return obj;
+}
+
 static json_t *warnings_arr(const dl_ctx *ctx)
 {
     json_t *w = json_array();
@@ -138,6 +284,12 @@ void print_json(FILE *out, const options *o, const result *r)
         json_object_set_new(root, "format", format_obj(in));
         json_object_set_new(root, "os", os_obj(in));
         json_object_set_new(root, "bugcheck", bugcheck_obj(in));
+        if (o->cmd == CMD_VM || o->cmd == CMD_MAIN)
+            json_object_set_new(root, "vm", vm_obj(r->vm));
+        if (o->cmd == CMD_POOL || o->cmd == CMD_MAIN)
+            json_object_set_new(root, "pool", pool_obj(o, r->pool));
+        if (o->cmd == CMD_BIGPOOL || o->cmd == CMD_MAIN)
+            json_object_set_new(root, "bigpool", bigpool_obj(o, r->bigpool));
         if (o->cmd == CMD_MODULES || o->cmd == CMD_MAIN)
             json_object_set_new(root, "modules", modules_obj(r->modules));
     }

@@ -7,7 +7,7 @@
 
 static const char usage[] =
     "usage: dumpleak [COMMAND] [OPTIONS] DUMP...\n"
-    "commands: (none) triage report, info, modules\n"
+    "commands: (none) triage report, info, vm, pool, bigpool, modules\n"
     "options: --json --top N --sort KEY --tag PATTERN --pooltag FILE --drivers DIR\n"
     "         --free -j N --input raw --no-cache --help --version\n"
     "See dumpleak(1).\n";
@@ -25,7 +25,8 @@ static int parse_command(const char *s, command *out)
     static const struct {
         const char *name;
         command cmd;
-    } cmds[] = {{"info", CMD_INFO}, {"modules", CMD_MODULES}};
+    } cmds[] = {{"info", CMD_INFO}, {"vm", CMD_VM},           {"pool", CMD_POOL},
+                {"bigpool", CMD_BIGPOOL}, {"modules", CMD_MODULES}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(s, cmds[i].name)) {
             *out = cmds[i].cmd;

@@ -66,10 +66,40 @@ static void print_warnings(FILE *out, const result *r)
         fprintf(out, "warning: %s\n", dl_ctx_warning(r->ctx, i)->message);
 }
 
+static void print_module_summary(FILE *out, const result *r)
+{
+    const dl_modules *m = r->modules;
+    if (!m)
+        return;
+    fprintf(out, "\nModules:    %zu loaded", m->nloaded);
+    if (m->unloaded_available)
+        fprintf(out, ", %zu unloaded", m->nunloaded);
+    fprintf(out, " (dumpleak modules lists them)\n");
+}
+
 void print_text(FILE *out, const options *o, const result *r)
 {
     print_info(out, r);
-    if (o->cmd == CMD_MODULES || o->cmd == CMD_MAIN)
+    switch (o->cmd) {
+    case CMD_MAIN:
+        print_module_summary(out, r);
+        print_vm(out, r->vm);
+        print_pool(out, o, r->pool);
+        break;
+    case CMD_VM:
+        print_vm(out, r->vm);
+        break;
+    case CMD_POOL:
+        print_pool(out, o, r->pool);
+        break;
+    case CMD_BIGPOOL:
+        print_bigpool(out, o, r->bigpool);
+        break;
+    case CMD_MODULES:
         print_modules(out, r);
+        break;
+    default:
+        break;
+    }
     print_warnings(out, r);
 }

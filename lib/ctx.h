@@ -4,7 +4,9 @@
 
 #include "dumpleak.h"
 
-#if defined(__GNUC__)
+#if defined(__MINGW32__) /* MinGW's C99 stdio, not msvcrt's printf */
+#define DL_PRINTF(a, b) __attribute__((format(gnu_printf, a, b)))
+#elif defined(__GNUC__)
 #define DL_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define DL_PRINTF(a, b)

@@ -5,6 +5,7 @@
 #include "bytes.h"
 #include "ctx.h"
 #include "dump.h"
+#include "pool.h"
 
 static dl_paging paging_for(const dl_info *in)
 {
@@ -83,6 +84,7 @@ void dl_close(dl_dump *d)
 {
     if (!d)
         return;
+    dl_pool_results_free(d);
     dl_modules_free(d->modules);
     free(d->kdbg.data);
     dl_triage_free(d->triage);

@@ -31,6 +31,12 @@ struct dl_dump {
     dl_kdbg kdbg;
     dl_modules *modules;
     dl_status modules_status;
+    dl_pool *pool;
+    dl_status pool_status;
+    dl_bigpool *bigpool;
+    dl_status bigpool_status;
+    dl_vm *vm_summary;
+    dl_status vm_status;
 };
 
 /* Container stage: header facts and the physical map (container.c). */

@@ -125,6 +125,76 @@ typedef struct dl_modules {
  * read in part (warnings say why); the result is still set. */
 dl_status dl_get_modules(dl_dump *dump, const dl_modules **out);
 
+/* Pool tag tracker totals, summed over every table the kernel keeps (global,
+ * per-processor, expansion).  Counters are the kernel's raw counters. */
+typedef struct dl_pool_counts {
+    uint64_t allocs, frees, bytes;
+} dl_pool_counts;
+
+typedef struct dl_pool_tag {
+    uint32_t key;
+    int overflow; /* the tracker's overflow bucket: key is meaningless */
+    dl_pool_counts nonpaged, paged;
+} dl_pool_tag;
+
+typedef struct dl_pool {
+    size_t ntags;
+    dl_pool_tag *tags; /* global-table order, then the expansion table */
+    unsigned processors_summed;
+    dl_pool_counts total_nonpaged, total_paged;
+    /* Where the tables were found, for diagnostics. */
+    uint64_t table_va, percpu_va, expansion_va;
+    uint32_t table_entries, entry_size, expansion_entries;
+} dl_pool;
+
+dl_status dl_get_pool(dl_dump *dump, const dl_pool **out);
+
+typedef enum dl_pool_type {
+    DL_POOL_UNKNOWN = -1,
+    DL_POOL_NONPAGED = 0,
+    DL_POOL_PAGED = 1,
+    DL_POOL_NONPAGED_NX = 2
+} dl_pool_type;
+
+typedef struct dl_bigpool_entry {
+    uint64_t va;
+    uint32_t key;
+    uint64_t bytes;
+    dl_pool_type pool;
+    int free;
+} dl_bigpool_entry;
+
+typedef struct dl_bigpool {
+    size_t n;
+    dl_bigpool_entry *entries; /* table order, free entries included */
+    uint64_t table_va;
+    uint64_t table_entries;
+} dl_bigpool;
+
+dl_status dl_get_bigpool(dl_dump *dump, const dl_bigpool **out);
+
+/* The !vm-style numbers, in pages; known = 0 when the dump cannot give the
+ * value (a warning says why). */
+typedef struct dl_vm_value {
+    int known;
+    uint64_t v;
+} dl_vm_value;
+
+#define DL_MAX_PAGED_POOLS 64
+
+typedef struct dl_vm {
+    dl_vm_value physical_pages, available_pages, resavail_pages, modified_pages;
+    dl_vm_value nonpaged_pool_pages, nonpaged_pool_nx_pages, nonpaged_pool_max_pages;
+    dl_vm_value paged_pool_pages, paged_pool_max_pages;
+    dl_vm_value committed_pages, commit_limit_pages, shared_commit_pages, driver_commit_pages;
+    dl_vm_value process_commit_pages, paged_pool_commit_pages;
+    const char *usage_source; /* "descriptors", "tracker" or NULL */
+    size_t npaged_pools;      /* per-descriptor paged usage, when read */
+    uint64_t paged_pool_usage[DL_MAX_PAGED_POOLS];
+} dl_vm;
+
+dl_status dl_get_vm(dl_dump *dump, const dl_vm **out);
+
 /* Physical and virtual reads.  A page that the dump does not hold is an
  * error (DL_PARTIAL) with a message naming the address: never zeros. */
 dl_status dl_read_phys(dl_dump *dump, uint64_t pa, void *buf, size_t len);

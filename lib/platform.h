@@ -16,4 +16,10 @@ typedef struct dl_file_map {
 dl_status dl_platform_map(dl_ctx *ctx, const char *path, dl_file_map *out);
 void dl_platform_unmap(dl_file_map *map);
 
+/* Size and modification time (ns since the epoch) of a file, which key the
+ * cached inflate indexes; 0 on success. */
+int dl_platform_file_id(const char *path, uint64_t *size, uint64_t *mtime);
+/* Create a directory and its missing parents; 0 on success. */
+int dl_platform_mkdirs(const char *path);
+
 #endif

@@ -49,4 +49,32 @@ void dl_platform_unmap(dl_file_map *map)
         munmap((void *)map->data, (size_t)map->size);
     memset(map, 0, sizeof *map);
 }
+
+int dl_platform_file_id(const char *path, uint64_t *size, uint64_t *mtime)
+{
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return -1;
+    *size = (uint64_t)st.st_size;
+    *mtime = (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec;
+    return 0;
+}
+
+int dl_platform_mkdirs(const char *path)
+{
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf)
+        return -1;
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        buf[i] = '\0';
+        if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+            return -1;
+        buf[i] = i < n ? '/' : '\0';
+    }
+    return 0;
+}
 #endif

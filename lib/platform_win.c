@@ -205,4 +205,67 @@ void dl_platform_unmap(dl_file_map *map)
     }
     memset(map, 0, sizeof *map);
 }
+
+int dl_platform_file_id(const char *path, uint64_t *size, uint64_t *mtime)
+{
+    DWORD err;
+    wchar_t *wpath = wide_path(path, &err);
+    if (!wpath)
+        return -1;
+    WIN32_FILE_ATTRIBUTE_DATA fa;
+    BOOL ok = GetFileAttributesExW(wpath, GetFileExInfoStandard, &fa);
+    free(wpath);
+    if (!ok)
+        return -1;
+    *size = (uint64_t)fa.nFileSizeHigh << 32 | fa.nFileSizeLow;
+    /* FILETIME: 100 ns since 1601; POSIX's st_mtim: ns since 1970. */
+    uint64_t ft = (uint64_t)fa.ftLastWriteTime.dwHighDateTime << 32 | fa.ftLastWriteTime.dwLowDateTime;
+    const uint64_t epoch = 116444736000000000ull;
+    *mtime = ft > epoch ? (ft - epoch) * 100u : 0;
+    return 0;
+}
+
+static int is_dir(const wchar_t *w)
+{
+    DWORD a = GetFileAttributesW(w);
+    return a != INVALID_FILE_ATTRIBUTES && (a & FILE_ATTRIBUTE_DIRECTORY);
+}
+
+int dl_platform_mkdirs(const char *path)
+{
+    DWORD err;
+    wchar_t *w = wide_path(path, &err);
+    if (!w)
+        return -1;
+    size_t n = wcslen(w), i = 0;
+    if (n == 0) {
+        free(w);
+        return -1;
+    }
+    /* Leave alone what cannot be created: \\?\ and \\server\share, "C:". */
+    if (!wcsncmp(w, L"\\\\?\\", 4))
+        i = 4;
+    if (!wcsncmp(w + i, L"UNC\\", 4) || (i == 0 && w[0] == L'\\' && w[1] == L'\\')) {
+        i += i ? 4 : 2;
+        for (int parts = 0; i < n && parts < 2; i++)
+            if (w[i] == L'\\' || w[i] == L'/')
+                parts++;
+    } else if (n >= i + 2 && w[i + 1] == L':') {
+        i += 2;
+    }
+    int rc = 0;
+    for (i = i + 1; i <= n; i++) {
+        if (w[i] != L'/' && w[i] != L'\\' && w[i] != 0)
+            continue;
+        wchar_t c = w[i];
+        w[i] = 0;
+        if (!CreateDirectoryW(w, NULL) && GetLastError() != ERROR_ALREADY_EXISTS && !is_dir(w)) {
+            rc = -1;
+            break;
+        }
+        w[i] = c;
+    }
+    free(w);
+    return rc;
+}
 #endif

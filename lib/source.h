@@ -19,6 +19,7 @@ struct dl_source {
     const uint8_t *(*view)(dl_source *src, uint64_t off, size_t len);
     void (*close)(dl_source *src);
     void *priv;
+    const char *path; /* file behind the source, or NULL: keys the index cache */
 };
 
 dl_status dl_source_open_file(dl_ctx *ctx, const char *path, dl_source **out);

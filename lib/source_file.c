@@ -9,6 +9,7 @@
 typedef struct file_source {
     dl_source base;
     dl_file_map map;
+    char *path;
 } file_source;
 
 static int in_bounds(const dl_source *src, uint64_t off, size_t len)
@@ -39,6 +40,7 @@ static void file_close(dl_source *src)
 {
     file_source *fs = (file_source *)src;
     dl_platform_unmap(&fs->map);
+    free(fs->path);
     free(fs);
 }
 
@@ -52,6 +54,10 @@ dl_status dl_source_open_file(dl_ctx *ctx, const char *path, dl_source **out)
         free(fs);
         return st;
     }
+    size_t n = strlen(path) + 1;
+    fs->path = malloc(n);
+    if (fs->path)
+        fs->base.path = memcpy(fs->path, path, n);
     fs->base.size = fs->map.size;
     fs->base.read = file_read;
     fs->base.view = file_view;

@@ -1,13 +1,108 @@
-/* Placeholder until compressed wrappers land: plain files pass through;
- * recognised wrappers are reported by the container as unsupported. */
+/* Wrappers around a dump (gzip, ZIP, CAB), detected by content.  Each
+ * reader turns the file into a byte source of the dump inside, so nothing
+ * above the byte source knows. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctx.h"
+#include "inflate_index.h"
 #include "source.h"
+
+int dl_is_dump_signature(const uint8_t *p, size_t n)
+{
+    return n >= 8 && (!memcmp(p, "PAGEDUMP", 8) || !memcmp(p, "PAGEDU64", 8));
+}
 
 dl_status dl_source_unwrap(dl_ctx *ctx, dl_source *file, const dl_open_options *opts, dl_source **out,
                            const char **wrapper)
 {
-    (void)ctx;
-    (void)opts;
-    *out = file;
+    static const dl_open_options defaults;
+    uint8_t m[4] = {0};
+    size_t n = file->size < sizeof m ? (size_t)file->size : sizeof m;
+    *out = NULL;
     *wrapper = NULL;
+    if (!opts)
+        opts = &defaults;
+    dl_status st = dl_source_read(file, ctx, 0, m, n);
+    if (st != DL_OK) {
+        dl_source_close(file);
+        return st;
+    }
+    if (n >= 2 && m[0] == 0x1f && m[1] == 0x8b) {
+        *wrapper = "gzip";
+        st = dl_unwrap_gzip(ctx, file, opts, out);
+    } else if (n >= 4 && !memcmp(m, "PK\3\4", 4)) {
+        *wrapper = "zip";
+        st = dl_unwrap_zip(ctx, file, opts, out);
+    } else if (n >= 4 && !memcmp(m, "MSCF", 4)) {
+        *wrapper = "cab";
+        st = dl_unwrap_cab(ctx, file, opts, out);
+    } else {
+        *out = file;
+        return DL_OK;
+    }
+    if (st != DL_OK) {
+        *out = NULL;
+        *wrapper = NULL;
+    }
+    return st;
+}
+
+/* ---- a window onto part of another source ---- */
+
+typedef struct slice {
+    dl_source base;
+    dl_source *parent, *also;
+    uint64_t off;
+} slice;
+
+static dl_status slice_read(dl_source *src, dl_ctx *ctx, uint64_t off, void *buf, size_t len)
+{
+    slice *s = (slice *)src;
+    if (off > src->size || len > src->size - off)
+        return dl_fail(ctx, DL_ECORRUPT, "read of %zu bytes at offset 0x%llx passes the end of the member (0x%llx)",
+                       len, (unsigned long long)off, (unsigned long long)src->size);
+    return dl_source_read(s->parent, ctx, s->off + off, buf, len);
+}
+
+static const uint8_t *slice_view(dl_source *src, uint64_t off, size_t len)
+{
+    slice *s = (slice *)src;
+    if (off > src->size || len > src->size - off || !s->parent->view)
+        return NULL;
+    return s->parent->view(s->parent, s->off + off, len);
+}
+
+static void slice_close(dl_source *src)
+{
+    slice *s = (slice *)src;
+    dl_source_close(s->parent);
+    if (s->also)
+        dl_source_close(s->also);
+    free(s);
+}
+
+dl_status dl_slice_open(dl_ctx *ctx, dl_source *parent, dl_source *also, uint64_t off, uint64_t size,
+                        dl_source **out)
+{
+    slice *s = calloc(1, sizeof *s);
+    if (!s || off > parent->size || size > parent->size - off) {
+        free(s);
+        dl_source_close(parent);
+        if (also)
+            dl_source_close(also);
+        return s ? dl_fail(ctx, DL_ECORRUPT, "member at 0x%llx (%llu bytes) passes the end of its data",
+                           (unsigned long long)off, (unsigned long long)size)
+                 : dl_fail(ctx, DL_ECORRUPT, "out of memory");
+    }
+    s->parent = parent;
+    s->also = also;
+    s->off = off;
+    s->base.size = size;
+    s->base.read = slice_read;
+    s->base.view = slice_view;
+    s->base.close = slice_close;
+    s->base.path = parent->path;
+    *out = &s->base;
     return DL_OK;
 }

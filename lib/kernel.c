@@ -1,0 +1,124 @@
+/* nt image, PE section tables and memory windows.  PE/COFF offsets from the
+ * Microsoft PE format specification. */
+#include "kernel.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "bytes.h"
+#include "ctx.h"
+
+dl_status dl_pe_sections(dl_dump *d, uint64_t base, dl_section *out, int *n)
+{
+    uint8_t h[0x40];
+    *n = 0;
+    dl_status st = dl_vmem_read(&d->vm, d->ctx, base, h, sizeof h);
+    if (st != DL_OK)
+        return st;
+    if (h[0] != 'M' || h[1] != 'Z')
+        return dl_fail(d->ctx, DL_PARTIAL, "no MZ header at 0x%llx", (unsigned long long)base);
+    uint32_t lfanew = dl_le32(h + 0x3C);
+    if (lfanew > 0x1000 - 0x18)
+        return dl_fail(d->ctx, DL_PARTIAL, "bad e_lfanew 0x%x in the image at 0x%llx", lfanew, (unsigned long long)base);
+    uint8_t fh[0x18];
+    st = dl_vmem_read(&d->vm, d->ctx, base + lfanew, fh, sizeof fh);
+    if (st != DL_OK)
+        return st;
+    if (memcmp(fh, "PE\0\0", 4))
+        return dl_fail(d->ctx, DL_PARTIAL, "no PE signature in the image at 0x%llx", (unsigned long long)base);
+    uint16_t nsec = dl_le16(fh + 6), optsize = dl_le16(fh + 0x14);
+    if (nsec > DL_MAX_SECTIONS)
+        return dl_fail(d->ctx, DL_PARTIAL, "%u sections in the image at 0x%llx", nsec, (unsigned long long)base);
+    uint64_t table = base + lfanew + 0x18 + optsize;
+    for (int i = 0; i < nsec; i++) {
+        uint8_t s[40];
+        st = dl_vmem_read(&d->vm, d->ctx, table + 40ull * (uint64_t)i, s, sizeof s);
+        if (st != DL_OK)
+            return st;
+        dl_section *x = &out[(*n)++];
+        memcpy(x->name, s, 8);
+        x->name[8] = 0;
+        x->size = dl_le32(s + 8);
+        x->va = base + dl_le32(s + 12);
+        x->characteristics = dl_le32(s + 36);
+    }
+    return DL_OK;
+}
+
+int dl_nt_base(dl_dump *d, uint64_t *base)
+{
+    if (dl_kdbg_member(d, KDBG_KERNBASE, base) && dl_kernel_va(d, *base))
+        return 1;
+    const dl_modules *m;
+    dl_get_modules(d, &m);
+    if (m && m->nloaded) {
+        *base = m->loaded[0].base;
+        return 1;
+    }
+    return 0;
+}
+
+dl_status dl_window_read(dl_dump *d, uint64_t va, size_t len, dl_window *w)
+{
+    memset(w, 0, sizeof *w);
+    size_t pages = (size_t)(((va + len + DL_PAGE_SIZE - 1) >> DL_PAGE_SHIFT) - (va >> DL_PAGE_SHIFT));
+    w->data = calloc(1, len ? len : 1);
+    w->page_present = calloc(pages ? pages : 1, 1);
+    if (!w->data || !w->page_present) {
+        dl_window_free(w);
+        return dl_fail(d->ctx, DL_ECORRUPT, "out of memory");
+    }
+    w->va = va;
+    w->len = len;
+    for (size_t done = 0; done < len;) {
+        size_t in_page = DL_PAGE_SIZE - (size_t)((va + done) & (DL_PAGE_SIZE - 1));
+        size_t n = len - done < in_page ? len - done : in_page;
+        if (dl_vmem_read(&d->vm, d->ctx, va + done, w->data + done, n) == DL_OK) {
+            w->page_present[((va + done) >> DL_PAGE_SHIFT) - (va >> DL_PAGE_SHIFT)] = 1;
+            w->present_bytes += n;
+        } else {
+            memset(w->data + done, 0, n);
+        }
+        done += n;
+    }
+    dl_ctx_clear_error(d->ctx);
+    return DL_OK;
+}
+
+void dl_window_free(dl_window *w)
+{
+    free(w->data);
+    free(w->page_present);
+    memset(w, 0, sizeof *w);
+}
+
+int dl_window_ptr(const dl_window *w, uint64_t va, int bits, uint64_t *out)
+{
+    size_t size = (size_t)bits / 8;
+    if (va < w->va || va - w->va > w->len - size || w->len < size)
+        return 0;
+    size_t off = (size_t)(va - w->va);
+    size_t first = (size_t)((va >> DL_PAGE_SHIFT) - (w->va >> DL_PAGE_SHIFT));
+    size_t last = (size_t)(((va + size - 1) >> DL_PAGE_SHIFT) - (w->va >> DL_PAGE_SHIFT));
+    if (!w->page_present[first] || !w->page_present[last])
+        return 0;
+    *out = dl_leptr(w->data + off, bits);
+    return 1;
+}
+
+int dl_kdbg_deref(dl_dump *d, uint32_t off, int width, uint64_t *out)
+{
+    uint64_t addr;
+    if (!dl_kdbg_member(d, off, &addr) || !dl_kernel_va(d, addr))
+        return 0;
+    if (width == 8) {
+        if (dl_vmem_read_u64(&d->vm, d->ctx, addr, out) != DL_OK)
+            return 0;
+    } else {
+        uint32_t v;
+        if (dl_vmem_read_u32(&d->vm, d->ctx, addr, &v) != DL_OK)
+            return 0;
+        *out = v;
+    }
+    return 1;
+}
