@@ -8,6 +8,7 @@
 #include "bytes.h"
 #include "ctx.h"
 #include "dump.h"
+#include "kernel.h"
 
 #define TRIAGE_VALID 0x44475254u /* bytes "TRGD" */
 /* Far more than any kernel loads; caps hostile counts. */
@@ -108,11 +109,6 @@ static char *read_dump_string(dl_dump *d, uint32_t off)
     return dl_utf16_to_utf8(buf, n);
 }
 
-static int kernel_va(const dl_dump *d, uint64_t va)
-{
-    return dl_is64(d) ? va >= 0xFFFF800000000000ull : va >= 0x80000000ull && va <= 0xFFFFFFFFull;
-}
-
 /* Split "\SystemRoot\system32\x.sys" into name and path (path NULL for a bare name). */
 static dl_status set_names(dl_module *m, char *s)
 {
@@ -156,7 +152,7 @@ static void triage_unloaded(dl_dump *d, dl_modules *m)
                 break;
             uint64_t start = dl_leptr(e + start_at, d->info.bits);
             uint64_t end = dl_leptr(e + start_at + (is64 ? 8 : 4), d->info.bits);
-            if (!kernel_va(d, start) || end <= start)
+            if (!dl_kernel_va(d, start) || end <= start)
                 break;
             size_t n = 0;
             while (n < 12 && dl_le16(e + name_at + 2 * n))

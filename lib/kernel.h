@@ -71,4 +71,15 @@ static inline int dl_kernel_va(const dl_dump *d, uint64_t va)
     return dl_is64(d) ? va >= 0xFFFF800000000000ull : va >= 0x80000000ull && va <= 0xFFFFFFFFull;
 }
 
+/* All four tag bytes printable ASCII. */
+static inline int dl_printable_tag(uint32_t key)
+{
+    for (int i = 0; i < 4; i++) {
+        uint8_t c = (uint8_t)(key >> (8 * i));
+        if (c < 0x20 || c > 0x7E)
+            return 0;
+    }
+    return 1;
+}
+
 #endif

@@ -7,12 +7,12 @@
 #include "bytes.h"
 #include "ctx.h"
 #include "dump.h"
+#include "kernel.h"
 
 /* More modules than any Windows loads (a few hundred): a longer list is
  * corrupt or crafted. */
 #define DL_MAX_MODULES 4096u
 #define DL_UNLOADED_SLOTS 50u
-#define KDBG_PSLOADEDMODULELIST 0x48u
 #define KDBG_MMUNLOADEDDRIVERS 0x220u
 
 typedef struct kldr_layout {
@@ -21,11 +21,6 @@ typedef struct kldr_layout {
 
 static const kldr_layout kldr32 = {0x18, 0x20, 0x24, 0x2C, 0x34};
 static const kldr_layout kldr64 = {0x30, 0x40, 0x48, 0x58, 0x68};
-
-static int kernel_va(const dl_dump *d, uint64_t va)
-{
-    return dl_is64(d) ? va >= 0xFFFF800000000000ull : va >= 0x80000000ull && va <= 0xFFFFFFFFull;
-}
 
 /* Visited-set for cycle detection: open addressing over entry addresses. */
 typedef struct seen_set {
@@ -64,7 +59,7 @@ static dl_status walk_loaded(dl_dump *d, uint64_t head, dl_modules *m)
     seen_insert(seen, head);
     dl_status result = DL_OK;
     while (flink != head) {
-        if (!kernel_va(d, flink)) {
+        if (!dl_kernel_va(d, flink)) {
             dl_warn(d->ctx, "module-list-corrupt", "module list link 0x%llx is not a kernel address; list cut short",
                     (unsigned long long)flink);
             result = DL_PARTIAL;
@@ -132,7 +127,7 @@ static void read_unloaded(dl_dump *d, dl_modules *m)
             break;
         uint64_t start = dl_leptr(e + start_at, bits), end = dl_leptr(e + start_at + (is64 ? 8 : 4), bits);
         uint64_t t = dl_le64(e + time_at);
-        if (!kernel_va(d, start) || end <= start || end - start >= (256u << 20) || !t)
+        if (!dl_kernel_va(d, start) || end <= start || end - start >= (256u << 20) || !t)
             continue;
         char *name;
         if (dl_read_unicode_string(d, array + (uint64_t)i * stride, &name) != DL_OK)
@@ -164,10 +159,10 @@ dl_status dl_get_modules(dl_dump *d, const dl_modules **out)
         st = DL_PARTIAL;
     } else {
         uint64_t head = d->info.ps_loaded_module_list, kdbg_head;
-        st = kernel_va(d, head) ? walk_loaded(d, head, m) : DL_PARTIAL;
+        st = dl_kernel_va(d, head) ? walk_loaded(d, head, m) : DL_PARTIAL;
         /* Header pointer bad or unreadable: try the KDBG's. */
         if (st != DL_OK && !m->nloaded && dl_kdbg_member(d, KDBG_PSLOADEDMODULELIST, &kdbg_head) &&
-            kdbg_head != head && kernel_va(d, kdbg_head))
+            kdbg_head != head && dl_kernel_va(d, kdbg_head))
             st = walk_loaded(d, kdbg_head, m);
         if (st != DL_OK && !m->nloaded)
             dl_warn(d->ctx, "modules-unavailable", "the loaded-module list at 0x%llx is not readable: %s",

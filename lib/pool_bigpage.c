@@ -16,16 +16,6 @@
 #define MAX_ENTRIES 0x1000000u
 #define SAMPLE_ENTRIES 4096u
 
-static int printable_key(uint32_t key)
-{
-    for (int i = 0; i < 4; i++) {
-        uint8_t c = (uint8_t)(key >> (8 * i));
-        if (c < 0x20 || c > 0x7E)
-            return 0;
-    }
-    return 1;
-}
-
 /* POOL_TYPE from the entry, when the value is a known type (§3.1 rule). */
 static dl_pool_type decode_type(uint32_t t)
 {
@@ -90,7 +80,7 @@ static int table_score(dl_dump *d, uint64_t table, uint64_t n, const dl_bigpage_
             continue;
         dl_bigpool_entry x;
         decode_entry(d, L, e, &x);
-        if (!printable_key(x.key))
+        if (!dl_printable_tag(x.key))
             continue;
         if (x.bytes == 0 || x.bytes >= (1ull << 30))
             continue;

@@ -40,16 +40,6 @@ static uint32_t hash_x86(uint32_t key, uint32_t mask)
     return ((40543u * x) >> 2) & mask;
 }
 
-static int printable_key(uint32_t key)
-{
-    for (int i = 0; i < 4; i++) {
-        uint8_t c = (uint8_t)(key >> (8 * i));
-        if (c < 0x20 || c > 0x7E)
-            return 0;
-    }
-    return 1;
-}
-
 static uint64_t field(const uint8_t *e, uint32_t off, int width)
 {
     return width == 8 ? dl_le64(e + off) : dl_le32(e + off);
@@ -82,7 +72,7 @@ static int stride_score(tracker_ctx *t, const dl_tracker_layout *L, int *nonzero
         if (!key)
             continue;
         nonzero++;
-        printable += printable_key(key);
+        printable += dl_printable_tag(key);
     }
     dl_window_free(&w);
     *nonzero_out = nonzero;
@@ -124,7 +114,7 @@ static int probe_consistent(tracker_ctx *t, const dl_window *w, int order, int *
         if (!key)
             continue;
         keys++;
-        printable += printable_key(key);
+        printable += dl_printable_tag(key);
         upper += i >= slots / 2;
         uint32_t home = t->bits == 64 ? hash_x64(key, mask) : hash_x86(key, mask);
         for (uint32_t j = home; j != i; j = (j + 1) & mask)
@@ -225,7 +215,7 @@ static int find_order(tracker_ctx *t)
             }
             uint32_t key = dl_le32(w.data + off);
             keys += key != 0;
-            printable += key && printable_key(key);
+            printable += key && dl_printable_tag(key);
         }
         dl_window_free(&w);
         if (readable && keys >= 4 && printable * 50 >= keys * 49)
@@ -341,7 +331,7 @@ static void find_expansion(tracker_ctx *t, dl_pool *pool, const dl_window *globa
         int valid = e.present_bytes == e.len;
         for (uint64_t i = 0; i < n && valid; i++) {
             uint32_t key = dl_le32(e.data + i * t->L->size);
-            valid = key && printable_key(key);
+            valid = key && dl_printable_tag(key);
             for (uint32_t j = 0; j < slots && valid; j++)
                 valid = dl_le32(global->data + (uint64_t)j * t->L->size) != key;
         }
