@@ -6,6 +6,8 @@
 
 #include "dumpleak.h"
 
+typedef struct json_t *json_t_ptr;
+
 typedef enum command {
     CMD_MAIN,
     CMD_INFO,
@@ -28,6 +30,7 @@ typedef struct options {
     int jobs;
     int raw_input;
     int no_cache;
+    dl_tagdb *tagdb; /* --pooltag / DUMPLEAK_POOLTAG over the built-ins */
 } options;
 
 /* What one dump produced: the open dump (or NULL) and its status. */
@@ -40,6 +43,7 @@ typedef struct result {
     const dl_vm *vm;
     const dl_pool *pool;
     const dl_bigpool *bigpool;
+    dl_suspects *suspects;
 } result;
 
 /* Pool rows selected and sorted for display: indexes into pool->tags. */
@@ -51,11 +55,14 @@ typedef struct tag_view {
 /* Rows with any non-zero counter matching --tag, sorted per --sort,
  * limited by --top (default_top when --top is not given; 0 = all). */
 int select_tags(const options *o, const dl_pool *pool, int default_top, tag_view *out);
-/* --tag pattern match with * and ?, on the tag as spelled in the output. */
-int tag_matches(const char *pattern, const char *tag);
 long long counts_diff(const dl_pool_counts *c);
 
 void print_vm(FILE *out, const dl_vm *vm);
+void print_suspects(FILE *out, const options *o, const result *r);
+void print_suspect_lines(FILE *out, const result *r);
+json_t_ptr suspects_json(const result *r);
+/* "4.65 GiB" */
+void human_bytes(unsigned long long b, char buf[32]);
 void print_pool(FILE *out, const options *o, const dl_pool *pool);
 void print_bigpool(FILE *out, const options *o, const dl_bigpool *b);
 
@@ -63,8 +70,6 @@ void analyse(const options *o, result *r);
 void print_text(FILE *out, const options *o, const result *r);
 void print_json(FILE *out, const options *o, const result *r);
 
-/* "2024-11-23T03:49:27Z" from a FILETIME; 0 when out of range. */
-int format_filetime(unsigned long long ft, char buf[32], int iso);
 const char *arch_name(dl_arch a);
 
 /* Platform hook before option parsing: on Windows, replaces argv with the

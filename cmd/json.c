@@ -73,7 +73,7 @@ static json_t *bugcheck_obj(const dl_info *in)
 static json_t *time_or_null(int has, unsigned long long ft)
 {
     char buf[32];
-    return has && format_filetime(ft, buf, 1) ? json_string(buf) : json_null();
+    return has && dl_format_filetime(ft, buf, 1) ? json_string(buf) : json_null();
 }
 
 static json_t *modules_obj(const dl_modules *m)
@@ -163,8 +163,11 @@ static json_t *tag_string(uint32_t key)
     return json_string(t);
 }
 
-static json_t *tag_obj(const dl_pool_tag *t)
+static json_t *tag_obj(const options *opt, const dl_pool_tag *t)
 {
+    const char *desc = NULL, *binary = NULL;
+    if (!t->overflow)
+        dl_tagdb_lookup(opt->tagdb, t->key, &desc, &binary);
     json_t *o = json_object();
     char key[16];
     snprintf(key, sizeof key, "0x%08x", t->key);
@@ -172,8 +175,8 @@ static json_t *tag_obj(const dl_pool_tag *t)
     json_object_set_new(o, "key", t->overflow ? json_null() : json_string(key));
     json_object_set_new(o, "nonpaged", counts_obj(&t->nonpaged));
     json_object_set_new(o, "paged", counts_obj(&t->paged));
-    json_object_set_new(o, "description", json_null());
-    json_object_set_new(o, "binary", json_null());
+    json_object_set_new(o, "description", str_or_null(desc));
+    json_object_set_new(o, "binary", str_or_null(binary));
     return o;
 }
 
@@ -193,13 +196,13 @@ static json_t *pool_obj(const options *o, const dl_pool *pool)
         by.sort = "paged";
         select_tags(&by, pool, 20, &pg);
         for (size_t i = 0; i < np.n; i++)
-            json_array_append_new(tags, tag_obj(&pool->tags[np.idx[i]]));
+            json_array_append_new(tags, tag_obj(o, &pool->tags[np.idx[i]]));
         for (size_t i = 0; i < pg.n; i++) {
             int dup = 0;
             for (size_t k = 0; k < np.n; k++)
                 dup |= np.idx[k] == pg.idx[i];
             if (!dup)
-                json_array_append_new(tags, tag_obj(&pool->tags[pg.idx[i]]));
+                json_array_append_new(tags, tag_obj(o, &pool->tags[pg.idx[i]]));
         }
         free(np.idx);
         free(pg.idx);
@@ -207,7 +210,7 @@ static json_t *pool_obj(const options *o, const dl_pool *pool)
         tag_view v;
         select_tags(o, pool, 0, &v);
         for (size_t i = 0; i < v.n; i++)
-            json_array_append_new(tags, tag_obj(&pool->tags[v.idx[i]]));
+            json_array_append_new(tags, tag_obj(o, &pool->tags[v.idx[i]]));
         free(v.idx);
     }
     json_object_set_new(p, "tags", tags);
@@ -241,7 +244,7 @@ static json_t *bigpool_obj(const options *o, const dl_bigpool *b)
         const dl_bigpool_entry *e = &b->entries[i];
         char t[17];
         dl_format_tag(e->key, t);
-        if ((e->free && !o->free_entries) || (o->tag && !tag_matches(o->tag, t)))
+        if ((e->free && !o->free_entries) || (o->tag && !dl_tag_match(o->tag, t)))
             continue;
         json_t *x = json_object();
         json_object_set_new(x, "va", hex(e->va));
@@ -292,6 +295,8 @@ void print_json(FILE *out, const options *o, const result *r)
             json_object_set_new(root, "bigpool", bigpool_obj(o, r->bigpool));
         if (o->cmd == CMD_MODULES || o->cmd == CMD_MAIN)
             json_object_set_new(root, "modules", modules_obj(r->modules));
+        if (o->cmd == CMD_SUSPECT || o->cmd == CMD_MAIN)
+            json_object_set_new(root, "suspects", suspects_json(r));
     }
     json_object_set_new(root, "warnings", r->ctx ? warnings_arr(r->ctx) : json_array());
     char *s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);

@@ -7,7 +7,7 @@
 
 static const char usage[] =
     "usage: dumpleak [COMMAND] [OPTIONS] DUMP...\n"
-    "commands: (none) triage report, info, vm, pool, bigpool, modules\n"
+    "commands: (none) triage report, info, vm, pool, bigpool, modules, suspect\n"
     "options: --json --top N --sort KEY --tag PATTERN --pooltag FILE --drivers DIR\n"
     "         --free -j N --input raw --no-cache --help --version\n"
     "See dumpleak(1).\n";
@@ -26,7 +26,7 @@ static int parse_command(const char *s, command *out)
         const char *name;
         command cmd;
     } cmds[] = {{"info", CMD_INFO}, {"vm", CMD_VM},           {"pool", CMD_POOL},
-                {"bigpool", CMD_BIGPOOL}, {"modules", CMD_MODULES}};
+                {"bigpool", CMD_BIGPOOL}, {"modules", CMD_MODULES}, {"suspect", CMD_SUSPECT}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(s, cmds[i].name)) {
             *out = cmds[i].cmd;
@@ -132,6 +132,14 @@ int main(int argc, char **argv)
     if (o.raw_input)
         return usage_error("--input raw is not supported by this build yet%s", "");
 
+    dl_ctx *tctx = dl_ctx_new();
+    if (!tctx || dl_tagdb_load(tctx, o.pooltag, &o.tagdb) != DL_OK) {
+        fprintf(stderr, "dumpleak: %s\n", tctx ? dl_ctx_error(tctx) : "out of memory");
+        dl_ctx_free(tctx);
+        free(paths);
+        return DL_EUSAGE;
+    }
+    dl_ctx_free(tctx);
     int worst = 0;
     for (int k = 0; k < npaths; k++) {
         result r = {.path = paths[k]};
@@ -144,10 +152,12 @@ int main(int argc, char **argv)
             fprintf(stderr, "dumpleak: %s: %s\n", r.path, dl_ctx_error(r.ctx));
         if ((int)r.status > worst)
             worst = (int)r.status;
+        dl_suspects_free(r.suspects);
         dl_close(r.dump);
         dl_ctx_free(r.ctx);
     }
     fflush(stdout);
+    dl_tagdb_free(o.tagdb);
     free(paths);
     return worst;
 }

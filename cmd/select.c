@@ -9,29 +9,6 @@ long long counts_diff(const dl_pool_counts *c)
     return (long long)(c->allocs - c->frees);
 }
 
-int tag_matches(const char *p, const char *t)
-{
-    /* Iterative glob with backtracking to the last '*'. */
-    const char *star = NULL, *resume = NULL;
-    while (*t) {
-        if (*p == '*') {
-            star = p++;
-            resume = t;
-        } else if (*p == '?' || *p == *t) {
-            p++;
-            t++;
-        } else if (star) {
-            p = star + 1;
-            t = ++resume;
-        } else {
-            return 0;
-        }
-    }
-    while (*p == '*')
-        p++;
-    return *p == 0;
-}
-
 static _Thread_local const char *sort_key;
 static _Thread_local const dl_pool *sort_pool;
 
@@ -93,7 +70,7 @@ int select_tags(const options *o, const dl_pool *pool, int default_top, tag_view
                 strcpy(name, "(overflow)");
             else
                 dl_format_tag(t->key, name);
-            if (!tag_matches(o->tag, name))
+            if (!dl_tag_match(o->tag, name))
                 continue;
         }
         out->idx[out->n++] = i;

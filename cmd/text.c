@@ -28,7 +28,7 @@ static void print_info(FILE *out, const result *r)
                 (unsigned long long)in->bugcheck_params[3]);
     }
     char t[32];
-    if (in->has_system_time && format_filetime(in->system_time, t, 0))
+    if (in->has_system_time && dl_format_filetime(in->system_time, t, 0))
         fprintf(out, "Crash time: %s\n", t);
 }
 
@@ -53,7 +53,7 @@ static void print_modules(FILE *out, const result *r)
         const dl_unloaded *x = &m->unloaded[i];
         char t[32];
         fprintf(out, "  %0*llx  %10llu  %-20s %s\n", w, (unsigned long long)x->base, (unsigned long long)x->size,
-                x->name ? x->name : "?", x->has_time && format_filetime(x->time, t, 0) ? t : "");
+                x->name ? x->name : "?", x->has_time && dl_format_filetime(x->time, t, 0) ? t : "");
     }
 }
 
@@ -85,6 +85,10 @@ void print_text(FILE *out, const options *o, const result *r)
         print_module_summary(out, r);
         print_vm(out, r->vm);
         print_pool(out, o, r->pool);
+        print_suspect_lines(out, r);
+        break;
+    case CMD_SUSPECT:
+        print_suspects(out, o, r);
         break;
     case CMD_VM:
         print_vm(out, r->vm);

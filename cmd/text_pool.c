@@ -86,8 +86,12 @@ void print_pool_rows(FILE *out, const options *o, const dl_pool *pool, const cha
         const dl_pool_tag *t = &pool->tags[v.idx[i]];
         char name[17];
         tag_cell(name, t);
-        fprintf(out, " %-4s %9lld %12llu %10lld %12llu\n", name, counts_diff(&t->nonpaged),
+        fprintf(out, " %-4s %9lld %12llu %10lld %12llu", name, counts_diff(&t->nonpaged),
                 (unsigned long long)t->nonpaged.bytes, counts_diff(&t->paged), (unsigned long long)t->paged.bytes);
+        const char *desc = NULL, *binary = NULL;
+        if (!t->overflow && dl_tagdb_lookup(o->tagdb, t->key, &desc, &binary))
+            fprintf(out, "\t%s%s%s", desc ? desc : "", binary ? " , Binary: " : "", binary ? binary : "");
+        fputc('\n', out);
     }
     fprintf(out, " TOTAL%9lld %12llu %10lld %12llu\n", counts_diff(&pool->total_nonpaged),
             (unsigned long long)pool->total_nonpaged.bytes, counts_diff(&pool->total_paged),
@@ -125,7 +129,7 @@ void print_bigpool(FILE *out, const options *o, const dl_bigpool *b)
         const dl_bigpool_entry *e = &b->entries[i];
         char t[17];
         dl_format_tag(e->key, t);
-        if ((e->free && !o->free_entries) || (o->tag && !tag_matches(o->tag, t)))
+        if ((e->free && !o->free_entries) || (o->tag && !dl_tag_match(o->tag, t)))
             continue;
         if (o->top > 0 && shown == (size_t)o->top)
             break;

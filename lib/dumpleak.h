@@ -26,6 +26,7 @@ typedef enum dl_status {
 
 typedef struct dl_ctx dl_ctx;
 typedef struct dl_dump dl_dump;
+typedef struct dl_tagdb dl_tagdb;
 
 typedef struct dl_warning {
     const char *code;    /* short stable name, e.g. "truncated" */
@@ -195,6 +196,54 @@ typedef struct dl_vm {
 
 dl_status dl_get_vm(dl_dump *dump, const dl_vm **out);
 
+/* Suspects: which driver owns a tag, with the evidence. */
+typedef struct dl_evidence {
+    const char *kind; /* "tag-in-code", "tag-in-data", "imports-allocator", "pooltag",
+                         "kmdf-default-tag", "driver-file", "unloaded" */
+    int has_address;
+    uint64_t address;
+    int has_offset;
+    uint64_t offset; /* from the module base (or in the driver file) */
+    char detail[200];
+} dl_evidence;
+
+typedef struct dl_candidate {
+    char *module;
+    const char *confidence; /* "high", "medium", "low" */
+    int score;
+    size_t nevidence;
+    dl_evidence *evidence;
+    size_t code_hits, data_hits; /* counted, even past the evidence kept */
+} dl_candidate;
+
+typedef struct dl_suspect {
+    uint32_t key;
+    uint64_t nonpaged_bytes, paged_bytes;
+    int bytes_known;
+    size_t ncandidates;
+    dl_candidate *candidates; /* best first */
+    uint64_t pages_total, pages_resident; /* module image pages searched */
+} dl_suspect;
+
+typedef struct dl_suspects {
+    size_t n;
+    dl_suspect *items;
+} dl_suspects;
+
+typedef struct dl_suspect_options {
+    const uint32_t *keys; /* tags to explain; NULL = the top tags of each pool */
+    size_t nkeys;
+    unsigned top_per_pool;   /* with keys NULL; 0 = 5 */
+    const dl_tagdb *tagdb;   /* may be NULL */
+    const char *drivers_dir; /* driver files to search too; may be NULL */
+} dl_suspect_options;
+
+dl_status dl_find_suspects(dl_dump *dump, const dl_suspect_options *opts, dl_suspects **out);
+void dl_suspects_free(dl_suspects *s);
+
+/* "2024-11-23T03:49:27Z" (iso) or "2024-11-23 03:49:27 UTC"; 0 if out of range. */
+int dl_format_filetime(uint64_t filetime, char buf[32], int iso);
+
 /* Physical and virtual reads.  A page that the dump does not hold is an
  * error (DL_PARTIAL) with a message naming the address: never zeros. */
 dl_status dl_read_phys(dl_dump *dump, uint64_t pa, void *buf, size_t len);
@@ -232,6 +281,20 @@ typedef struct dl_extent {
 } dl_extent;
 size_t dl_extent_count(dl_dump *dump);
 dl_status dl_extent_get(dl_dump *dump, size_t i, dl_extent *out);
+
+/* Glob match of a tag spelling: '*' any run, '?' one character. */
+int dl_tag_match(const char *pattern, const char *tag);
+
+/* Parse a tag spelled as the contract writes it ("Leak", "Ddk ", "\x01ab")
+ * into its key; 0 when the spelling is not exactly four bytes. */
+int dl_parse_tag(const char *spelling, uint32_t *key);
+
+/* Tag descriptions: a pooltag.txt in the debugger's format (optional) over
+ * a small built-in list of well-known Windows tags. */
+dl_status dl_tagdb_load(dl_ctx *ctx, const char *pooltag_path, dl_tagdb **out);
+void dl_tagdb_free(dl_tagdb *db);
+/* 1 when known; description and binary may be NULL. */
+int dl_tagdb_lookup(const dl_tagdb *db, uint32_t key, const char **description, const char **binary);
 
 /* Write the tag as the contract spells it: printable bytes as themselves
  * ('\\' doubled), others as \xnn.  buf needs 17 bytes. */

@@ -8,7 +8,9 @@
 
 #include "ctx.h"
 
-#define SPAN (2u << 20) /* output between checkpoints: a miss inflates at most this */
+/* Output between checkpoints: a miss inflates at most this.  Larger inputs
+ * space them wider so the index stays near 2048 windows (tens of MiB). */
+#define SPAN_MIN (1u << 20)
 #define CHUNK 32768u    /* cache unit; <= the window so a restart can fill a chunk's head */
 #define SETS 256u       /* 4-way cache of 32 MiB at most */
 #define WAYS 4u
@@ -78,7 +80,7 @@ static dl_status cursor_zinit(zsource *zs, dl_ctx *ctx, cursor *c)
 static dl_status enter_unit(zsource *zs, dl_ctx *ctx, cursor *c, const dl_zunit *u, const uint8_t *dict, uInt dlen)
 {
     if (u->in_off > zs->file->size || u->in_len > zs->file->size - u->in_off)
-        return dl_fail(ctx, DL_ECORRUPT, "%s: %u passes the end of the file (data at 0x%llx, %llu bytes)",
+        return dl_fail(ctx, DL_ECORRUPT, "%s: data of part %u passes the end of the file (offset 0x%llx, %llu bytes)",
                        zs->fr.name, u->index, (unsigned long long)u->in_off, (unsigned long long)u->in_len);
     uInt glen = 0;
     if (!u->stored && u->keep_dict && !dict && c->zinit && c->active) {
@@ -298,14 +300,14 @@ static dl_status build(zsource *zs, dl_ctx *ctx, const dl_open_options *opts)
         st = enter_unit(zs, ctx, c, &first, NULL, 0);
     if (st == DL_OK)
         st = add_point(zs, ctx, c, ring, 1, &dz);
-    uint64_t last = 0, shown = 0;
+    uint64_t last = 0, shown = 0, span = zs->file->size / 512 > SPAN_MIN ? zs->file->size / 512 : SPAN_MIN;
     while (st == DL_OK) {
         size_t r = (size_t)(c->out % DL_ZWINDOW), got;
         int ev;
         st = advance(zs, ctx, c, ring + r, DL_ZWINDOW - r, 1, &got, &ev);
         if (st != DL_OK || c->eos)
             break;
-        if (ev != EV_NONE && c->out - last >= SPAN) {
+        if (ev != EV_NONE && c->out - last >= span) {
             st = add_point(zs, ctx, c, ring, ev == EV_UNIT, &dz);
             last = c->out;
         }
@@ -455,8 +457,8 @@ static dl_status zs_read(dl_source *src, dl_ctx *ctx, uint64_t off, void *buf, s
 {
     zsource *zs = (zsource *)src;
     if (off > src->size || len > src->size - off)
-        return dl_fail(ctx, DL_ECORRUPT, "read of %zu bytes at offset 0x%llx passes the end of the %s data (0x%llx)",
-                       len, (unsigned long long)off, zs->fr.name, (unsigned long long)src->size);
+        return dl_fail(ctx, DL_ECORRUPT, "read of %zu bytes at offset 0x%llx passes the end of the file (0x%llx)",
+                       len, (unsigned long long)off, (unsigned long long)src->size);
     uint8_t *dst = buf;
     while (len) {
         uint64_t k = off / CHUNK;

@@ -8,43 +8,6 @@
 #include "bytes.h"
 #include "ctx.h"
 
-dl_status dl_pe_sections(dl_dump *d, uint64_t base, dl_section *out, int *n)
-{
-    uint8_t h[0x40];
-    *n = 0;
-    dl_status st = dl_vmem_read(&d->vm, d->ctx, base, h, sizeof h);
-    if (st != DL_OK)
-        return st;
-    if (h[0] != 'M' || h[1] != 'Z')
-        return dl_fail(d->ctx, DL_PARTIAL, "no MZ header at 0x%llx", (unsigned long long)base);
-    uint32_t lfanew = dl_le32(h + 0x3C);
-    if (lfanew > 0x1000 - 0x18)
-        return dl_fail(d->ctx, DL_PARTIAL, "bad e_lfanew 0x%x in the image at 0x%llx", lfanew, (unsigned long long)base);
-    uint8_t fh[0x18];
-    st = dl_vmem_read(&d->vm, d->ctx, base + lfanew, fh, sizeof fh);
-    if (st != DL_OK)
-        return st;
-    if (memcmp(fh, "PE\0\0", 4))
-        return dl_fail(d->ctx, DL_PARTIAL, "no PE signature in the image at 0x%llx", (unsigned long long)base);
-    uint16_t nsec = dl_le16(fh + 6), optsize = dl_le16(fh + 0x14);
-    if (nsec > DL_MAX_SECTIONS)
-        return dl_fail(d->ctx, DL_PARTIAL, "%u sections in the image at 0x%llx", nsec, (unsigned long long)base);
-    uint64_t table = base + lfanew + 0x18 + optsize;
-    for (int i = 0; i < nsec; i++) {
-        uint8_t s[40];
-        st = dl_vmem_read(&d->vm, d->ctx, table + 40ull * (uint64_t)i, s, sizeof s);
-        if (st != DL_OK)
-            return st;
-        dl_section *x = &out[(*n)++];
-        memcpy(x->name, s, 8);
-        x->name[8] = 0;
-        x->size = dl_le32(s + 8);
-        x->va = base + dl_le32(s + 12);
-        x->characteristics = dl_le32(s + 36);
-    }
-    return DL_OK;
-}
-
 int dl_nt_base(dl_dump *d, uint64_t *base)
 {
     if (dl_kdbg_member(d, KDBG_KERNBASE, base) && dl_kernel_va(d, *base))

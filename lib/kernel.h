@@ -71,6 +71,9 @@ static inline int dl_kernel_va(const dl_dump *d, uint64_t va)
     return dl_is64(d) ? va >= 0xFFFF800000000000ull : va >= 0x80000000ull && va <= 0xFFFFFFFFull;
 }
 
+/* ASCII case-insensitive equality (module and DLL names). */
+int dl_ascii_caseeq(const char *a, const char *b);
+
 /* All four tag bytes printable ASCII. */
 static inline int dl_printable_tag(uint32_t key)
 {

@@ -16,6 +16,10 @@ typedef struct dl_file_map {
 dl_status dl_platform_map(dl_ctx *ctx, const char *path, dl_file_map *out);
 void dl_platform_unmap(dl_file_map *map);
 
+/* Regular files in a directory (names only, sorted by the caller);
+ * free each name and the array. */
+dl_status dl_platform_list_dir(dl_ctx *ctx, const char *dir, char ***names, size_t *n);
+
 /* Size and modification time (ns since the epoch) of a file, which key the
  * cached inflate indexes; 0 on success. */
 int dl_platform_file_id(const char *path, uint64_t *size, uint64_t *mtime);

@@ -3,7 +3,10 @@
 #include "platform.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -77,4 +80,35 @@ int dl_platform_mkdirs(const char *path)
     }
     return 0;
 }
+
+dl_status dl_platform_list_dir(dl_ctx *ctx, const char *dir, char ***names, size_t *n)
+{
+    *names = NULL;
+    *n = 0;
+    DIR *dp = opendir(dir);
+    if (!dp)
+        return dl_fail(ctx, DL_EUSAGE, "cannot read directory %s: %s", dir, strerror(errno));
+    size_t cap = 0;
+    struct dirent *e;
+    while ((e = readdir(dp))) {
+        char path[4096];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (stat(path, &st) || !S_ISREG(st.st_mode))
+            continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **grown = realloc(*names, cap * sizeof *grown);
+            if (!grown)
+                break;
+            *names = grown;
+        }
+        if (!((*names)[*n] = strdup(e->d_name)))
+            break;
+        (*n)++;
+    }
+    closedir(dp);
+    return DL_OK;
+}
+
 #endif

@@ -268,4 +268,64 @@ int dl_platform_mkdirs(const char *path)
     free(w);
     return rc;
 }
+
+dl_status dl_platform_list_dir(dl_ctx *ctx, const char *dir, char ***names, size_t *n)
+{
+    *names = NULL;
+    *n = 0;
+    size_t len = strlen(dir);
+    char *pattern = malloc(len + 3);
+    if (!pattern)
+        return dl_fail(ctx, DL_ECORRUPT, "out of memory");
+    memcpy(pattern, dir, len);
+    /* dir\*, without doubling a separator the caller already wrote. */
+    size_t k = len;
+    if (k > 0 && dir[k - 1] != '/' && dir[k - 1] != '\\' && dir[k - 1] != ':')
+        pattern[k++] = '\\';
+    pattern[k++] = '*';
+    pattern[k] = 0;
+    DWORD err = 0;
+    wchar_t *wpattern = wide_path(pattern, &err);
+    free(pattern);
+    if (!wpattern)
+        return dl_fail(ctx, DL_EUSAGE, "cannot read directory %s: %s", dir,
+                       err == ERROR_NO_UNICODE_TRANSLATION ? "the path is not valid UTF-8" : "out of memory");
+    WIN32_FIND_DATAW fd;
+    HANDLE h = FindFirstFileExW(wpattern, FindExInfoBasic, &fd, FindExSearchNameMatch, NULL, 0);
+    if (h == INVALID_HANDLE_VALUE) {
+        err = GetLastError();
+        DWORD attr = GetFileAttributesW(wpattern); /* "dir\*" itself never exists */
+        free(wpattern);
+        (void)attr;
+        if (err == ERROR_FILE_NOT_FOUND) /* an empty directory (not even "." on a root) */
+            return DL_OK;
+        char why[600];
+        describe(err == ERROR_DIRECTORY ? ERROR_PATH_NOT_FOUND : err, why, sizeof why);
+        return dl_fail(ctx, DL_EUSAGE, "cannot read directory %s: %s", dir, why);
+    }
+    free(wpattern);
+    size_t cap = 0;
+    do {
+        /* Regular files only, as stat() + S_ISREG: no directories, no devices. */
+        if (fd.dwFileAttributes & (FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_DEVICE))
+            continue;
+        int u = WideCharToMultiByte(CP_UTF8, 0, fd.cFileName, -1, NULL, 0, NULL, NULL);
+        char *name = u > 0 ? malloc((size_t)u) : NULL;
+        if (!name)
+            break;
+        WideCharToMultiByte(CP_UTF8, 0, fd.cFileName, -1, name, u, NULL, NULL);
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **grown = realloc(*names, cap * sizeof *grown);
+            if (!grown) {
+                free(name);
+                break;
+            }
+            *names = grown;
+        }
+        (*names)[(*n)++] = name;
+    } while (FindNextFileW(h, &fd));
+    FindClose(h);
+    return DL_OK;
+}
 #endif

@@ -13,39 +13,59 @@ int dl_is_dump_signature(const uint8_t *p, size_t n)
     return n >= 8 && (!memcmp(p, "PAGEDUMP", 8) || !memcmp(p, "PAGEDU64", 8));
 }
 
-dl_status dl_source_unwrap(dl_ctx *ctx, dl_source *file, const dl_open_options *opts, dl_source **out,
-                           const char **wrapper)
+/* One layer: *kind is NULL when file is not a wrapper (then *out = file). */
+static dl_status unwrap_one(dl_ctx *ctx, dl_source *file, const dl_open_options *opts, dl_source **out,
+                            const char **kind)
 {
-    static const dl_open_options defaults;
     uint8_t m[4] = {0};
     size_t n = file->size < sizeof m ? (size_t)file->size : sizeof m;
-    *out = NULL;
-    *wrapper = NULL;
-    if (!opts)
-        opts = &defaults;
+    *kind = NULL;
     dl_status st = dl_source_read(file, ctx, 0, m, n);
     if (st != DL_OK) {
         dl_source_close(file);
         return st;
     }
     if (n >= 2 && m[0] == 0x1f && m[1] == 0x8b) {
-        *wrapper = "gzip";
-        st = dl_unwrap_gzip(ctx, file, opts, out);
-    } else if (n >= 4 && !memcmp(m, "PK\3\4", 4)) {
-        *wrapper = "zip";
-        st = dl_unwrap_zip(ctx, file, opts, out);
-    } else if (n >= 4 && !memcmp(m, "MSCF", 4)) {
-        *wrapper = "cab";
-        st = dl_unwrap_cab(ctx, file, opts, out);
-    } else {
-        *out = file;
-        return DL_OK;
+        *kind = "gzip";
+        return dl_unwrap_gzip(ctx, file, opts, out);
     }
-    if (st != DL_OK) {
-        *out = NULL;
-        *wrapper = NULL;
+    if (n >= 4 && !memcmp(m, "PK\3\4", 4)) {
+        *kind = "zip";
+        return dl_unwrap_zip(ctx, file, opts, out);
     }
-    return st;
+    if (n >= 4 && !memcmp(m, "MSCF", 4)) {
+        *kind = "cab";
+        return dl_unwrap_cab(ctx, file, opts, out);
+    }
+    *out = file;
+    return DL_OK;
+}
+
+dl_status dl_source_unwrap(dl_ctx *ctx, dl_source *file, const dl_open_options *opts, dl_source **out,
+                           const char **wrapper)
+{
+    static const dl_open_options defaults;
+    *out = NULL;
+    *wrapper = NULL;
+    if (!opts)
+        opts = &defaults;
+    /* Users wrap twice too (a .dmp.gz in a ZIP): the outer kind is reported. */
+    for (int depth = 0; depth < 3; depth++) {
+        const char *kind;
+        dl_source *inner = NULL;
+        dl_status st = unwrap_one(ctx, file, opts, &inner, &kind);
+        if (st != DL_OK) {
+            *wrapper = NULL;
+            return st;
+        }
+        if (!*wrapper)
+            *wrapper = kind;
+        file = inner;
+        if (!kind)
+            break;
+    }
+    *out = file;
+    return DL_OK;
 }
 
 /* ---- a window onto part of another source ---- */
@@ -60,7 +80,7 @@ static dl_status slice_read(dl_source *src, dl_ctx *ctx, uint64_t off, void *buf
 {
     slice *s = (slice *)src;
     if (off > src->size || len > src->size - off)
-        return dl_fail(ctx, DL_ECORRUPT, "read of %zu bytes at offset 0x%llx passes the end of the member (0x%llx)",
+        return dl_fail(ctx, DL_ECORRUPT, "read of %zu bytes at offset 0x%llx passes the end of the file (0x%llx)",
                        len, (unsigned long long)off, (unsigned long long)src->size);
     return dl_source_read(s->parent, ctx, s->off + off, buf, len);
 }

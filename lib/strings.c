@@ -6,6 +6,7 @@
 #include "bytes.h"
 #include "ctx.h"
 #include "dump.h"
+#include "kernel.h"
 
 /* Longest UNICODE_STRING we accept (bytes): paths are far shorter. */
 #define DL_MAX_USTRING 1024u
@@ -105,4 +106,15 @@ void dl_modules_free(dl_modules *m)
     free(m->loaded);
     free(m->unloaded);
     free(m);
+}
+
+int dl_ascii_caseeq(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++) {
+        char x = *a >= 'A' && *a <= 'Z' ? (char)(*a + 32) : *a;
+        char y = *b >= 'A' && *b <= 'Z' ? (char)(*b + 32) : *b;
+        if (x != y)
+            return 0;
+    }
+    return *a == *b;
 }

@@ -1,6 +1,7 @@
+/* FILETIME (100 ns since 1601-01-01 UTC) to text. */
 #include <stdio.h>
 
-#include "cli.h"
+#include "dumpleak.h"
 
 /* Civil date from days since 1970-01-01 (proleptic Gregorian). */
 static void civil(long long z, int *y, int *m, int *d)
@@ -16,9 +17,9 @@ static void civil(long long z, int *y, int *m, int *d)
     *y = (int)(yoe + era * 400 + (*m <= 2));
 }
 
-int format_filetime(unsigned long long ft, char buf[32], int iso)
+int dl_format_filetime(uint64_t ft, char buf[32], int iso)
 {
-    /* FILETIME: 100 ns since 1601-01-01; 11644473600 s before the Unix epoch. */
+    /* 11644473600 s between 1601 and the Unix epoch; cap at year ~2223. */
     unsigned long long secs = ft / 10000000ull;
     if (secs < 11644473600ull || secs > 11644473600ull + 8000000000ull)
         return 0;
@@ -26,22 +27,7 @@ int format_filetime(unsigned long long ft, char buf[32], int iso)
     int y, m, d;
     civil(t / 86400, &y, &m, &d);
     int rem = (int)(t % 86400);
-    snprintf(buf, 32, iso ? "%04d-%02d-%02dT%02d:%02d:%02dZ" : "%04d-%02d-%02d %02d:%02d:%02d UTC", y, m, d,
-             rem / 3600, rem / 60 % 60, rem % 60);
+    snprintf(buf, 32, iso ? "%04d-%02d-%02dT%02d:%02d:%02dZ" : "%04d-%02d-%02d %02d:%02d:%02d UTC", y, m, d, rem / 3600,
+             rem / 60 % 60, rem % 60);
     return 1;
-}
-
-const char *arch_name(dl_arch a)
-{
-    switch (a) {
-    case DL_ARCH_X86:
-        return "x86";
-    case DL_ARCH_X86_PAE:
-        return "x86-pae";
-    case DL_ARCH_X64:
-        return "x64";
-    case DL_ARCH_ARM64:
-        return "arm64";
-    }
-    return "?";
 }
