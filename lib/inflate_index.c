@@ -171,24 +171,26 @@ static dl_status advance(zsource *zs, dl_ctx *ctx, cursor *c, uint8_t *dst, size
                 if (!refill(zs, ctx, c, &st)) {
                     if (st != DL_OK)
                         return st;
-                    /* Input spent: fine only if the unit's size is reached. */
-                    if (c->u.out_len != DL_ZUNIT_OPEN && c->uout == c->u.out_len) {
-                        c->udone = 1;
-                        continue;
-                    }
-                    return dl_fail(ctx, DL_ECORRUPT, "%s: compressed data of %s %u truncated at offset 0x%llx",
-                                   zs->fr.name, zs->fr.name[0] == 'C' ? "block" : "member", c->u.index,
-                                   (unsigned long long)pos(c));
+                    /* Input spent: fine only if the unit's size is reached
+                     * (an encoder that flushed instead of ending the stream). */
+                    if (c->u.out_len == DL_ZUNIT_OPEN || c->uout != c->u.out_len)
+                        return dl_fail(ctx, DL_ECORRUPT, "%s: compressed data of %s %u truncated at offset 0x%llx",
+                                       zs->fr.name, zs->fr.name[0] == 'C' ? "block" : "member", c->u.index,
+                                       (unsigned long long)pos(c));
+                    c->udone = 1;
                 }
             }
-            c->z.next_out = dst;
-            c->z.avail_out = (uInt)n;
-            int ret = inflate(&c->z, events ? Z_BLOCK : Z_NO_FLUSH);
-            k = n - c->z.avail_out;
-            if (ret == Z_STREAM_END)
-                c->udone = 1;
-            else if (ret != Z_OK && ret != Z_BUF_ERROR)
-                return zfail(zs, ctx, c, ret);
+            k = 0;
+            if (!c->udone) {
+                c->z.next_out = dst;
+                c->z.avail_out = (uInt)n;
+                int ret = inflate(&c->z, events ? Z_BLOCK : Z_NO_FLUSH);
+                k = n - c->z.avail_out;
+                if (ret == Z_STREAM_END)
+                    c->udone = 1;
+                else if (ret != Z_OK && ret != Z_BUF_ERROR)
+                    return zfail(zs, ctx, c, ret);
+            }
         }
         if (events)
             c->crc = crc32(c->crc, dst, (uInt)k);

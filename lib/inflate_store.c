@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zlib.h>
 
 #include "bytes.h"
@@ -214,8 +215,7 @@ void dl_zcache_save(const char *path, const dl_zkey *key, const dl_zindex *ix)
     put32(b, (uint32_t)crc32(0, buf, (uInt)(len - 4)));
     /* Write aside and rename, so a reader never sees half a file. */
     char tmp[4200];
-    static unsigned seq;
-    snprintf(tmp, sizeof tmp, "%s.%p.%u.tmp", path, (void *)&len, ++seq);
+    snprintf(tmp, sizeof tmp, "%s.%p.%lld.tmp", path, (void *)&len, (long long)time(NULL));
     FILE *f = fopen(tmp, "wb");
     int ok = f && fwrite(buf, 1, len, f) == len;
     if (f && fclose(f) != 0)

@@ -294,13 +294,17 @@ dl_status dl_platform_list_dir(dl_ctx *ctx, const char *dir, char ***names, size
     HANDLE h = FindFirstFileExW(wpattern, FindExInfoBasic, &fd, FindExSearchNameMatch, NULL, 0);
     if (h == INVALID_HANDLE_VALUE) {
         err = GetLastError();
-        DWORD attr = GetFileAttributesW(wpattern); /* "dir\*" itself never exists */
         free(wpattern);
-        (void)attr;
-        if (err == ERROR_FILE_NOT_FOUND) /* an empty directory (not even "." on a root) */
+        if (err == ERROR_FILE_NOT_FOUND) /* nothing at all, not even "." (a drive root) */
             return DL_OK;
+        /* As opendir() says it: a file where a directory should be. */
+        wchar_t *wdir = wide_path(dir, &err);
+        DWORD attr = wdir ? GetFileAttributesW(wdir) : INVALID_FILE_ATTRIBUTES;
+        free(wdir);
+        if (attr != INVALID_FILE_ATTRIBUTES && !(attr & FILE_ATTRIBUTE_DIRECTORY))
+            return dl_fail(ctx, DL_EUSAGE, "cannot read directory %s: Not a directory", dir);
         char why[600];
-        describe(err == ERROR_DIRECTORY ? ERROR_PATH_NOT_FOUND : err, why, sizeof why);
+        describe(err, why, sizeof why);
         return dl_fail(ctx, DL_EUSAGE, "cannot read directory %s: %s", dir, why);
     }
     free(wpattern);

@@ -11,7 +11,6 @@
 #include "pool.h"
 
 #define NEAR_WINDOW 0x3000u
-#define MAX_PAIR_DISTANCE 0x40u
 #define MIN_ENTRIES 64u
 #define MAX_ENTRIES 0x1000000u
 #define SAMPLE_ENTRIES 4096u
@@ -60,7 +59,7 @@ static void decode_entry(const dl_dump *d, const dl_bigpage_layout *L, const uin
 }
 
 /* Share (1/1000) of sampled entries that look like big-page entries, or -1. */
-static int table_score(dl_dump *d, uint64_t table, uint64_t n, const dl_bigpage_layout *L)
+static int table_score(dl_dump *d, uint64_t table, uint64_t n, const dl_bigpage_layout *L, int need_used)
 {
     uint64_t sample = n < SAMPLE_ENTRIES ? n : SAMPLE_ENTRIES;
     dl_window w;
@@ -88,10 +87,47 @@ static int table_score(dl_dump *d, uint64_t table, uint64_t n, const dl_bigpage_
         used++;
     }
     dl_window_free(&w);
-    if (!used)
+    if (!used && need_used)
         return -1;
     return (int)(good * 1000 / sample);
 }
+
+/* Entries in use among the first n (Va page aligned, bit 0 clear). */
+static uint64_t count_in_use(dl_dump *d, uint64_t table, uint64_t n, const dl_bigpage_layout *L)
+{
+    dl_window w;
+    uint64_t used = 0;
+    if (dl_window_read(d, table, (size_t)(n * L->size), &w) != DL_OK)
+        return 0;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t va = dl_leptr(w.data + i * L->size + L->va, d->info.bits);
+        used += va > 1 && !(va & 1);
+    }
+    dl_window_free(&w);
+    return used;
+}
+
+typedef struct big_choice {
+    uint64_t table, n, in_use;
+    const dl_bigpage_layout *L;
+    int score, counted, distance;
+} big_choice;
+
+/* Better: the in-use count matches a counter in nt's data
+ * (ExpPoolBigEntriesInUse), then the pair closer together, then the score. */
+static int better(const big_choice *a, const big_choice *b)
+{
+    if (!b->L)
+        return 1;
+    if (a->counted != b->counted)
+        return a->counted > b->counted;
+    if (a->distance != b->distance)
+        return a->distance < b->distance;
+    return a->score > b->score;
+}
+
+/* Tables larger than this are not read whole to count entries in use. */
+#define MAX_COUNTED_BYTES (64u << 20)
 
 dl_status dl_pool_bigpages(dl_dump *d, dl_bigpool *big)
 {
@@ -108,59 +144,75 @@ dl_status dl_pool_bigpages(dl_dump *d, dl_bigpool *big)
         return st;
     const dl_bigpage_layout *cand[8];
     int ncand = dl_bigpage_candidates(bits, d->info.minor_version, cand, 8);
-    uint64_t best_table = 0, best_n = 0;
-    const dl_bigpage_layout *best_L = NULL;
-    int best_score = -1;
+    /* Sizes: powers of two in the window; tables: page-aligned kernel pointers. */
+    uint64_t sizes[64], size_at[64];
+    int nsizes = 0;
+    for (uint64_t b = w.va; b + (uint64_t)step <= w.va + w.len && nsizes < 64; b += (uint64_t)step) {
+        uint64_t n;
+        if (dl_window_ptr(&w, b, bits, &n) && n >= MIN_ENTRIES && n < MAX_ENTRIES && !(n & (n - 1))) {
+            sizes[nsizes] = n;
+            size_at[nsizes++] = b;
+        }
+    }
+    big_choice best = {0};
     for (uint64_t a = w.va; a + (uint64_t)step <= w.va + w.len; a += (uint64_t)step) {
         uint64_t table;
         if (!dl_window_ptr(&w, a, bits, &table) || !dl_kernel_va(d, table) || (table & (DL_PAGE_SIZE - 1)) ||
             table == tracker)
             continue;
-        for (uint64_t b = a > MAX_PAIR_DISTANCE ? a - MAX_PAIR_DISTANCE : 0; b <= a + MAX_PAIR_DISTANCE;
-             b += (uint64_t)step) {
-            uint64_t n;
-            if (b == a || !dl_window_ptr(&w, b, bits, &n) || n < MIN_ENTRIES || n >= MAX_ENTRIES || (n & (n - 1)))
+        for (int c = 0; c < ncand; c++) {
+            /* Cheap first look at the smallest plausible table. */
+            if (table_score(d, table, MIN_ENTRIES, cand[c], 0) < 900)
                 continue;
-            for (int c = 0; c < ncand; c++) {
-                int s = table_score(d, table, n, cand[c]);
-                /* The build's own layout wins ties. */
-                if (s >= 900 && s > best_score) {
-                    best_score = s;
-                    best_table = table;
-                    best_n = n;
-                    best_L = cand[c];
+            for (int k = 0; k < nsizes; k++) {
+                big_choice x = {table, sizes[k], 0, cand[c], table_score(d, table, sizes[k], cand[c], 1), 0, 0};
+                if (x.score < 900)
+                    continue;
+                x.distance = (int)(a > size_at[k] ? a - size_at[k] : size_at[k] - a);
+                if (x.n * cand[c]->size <= MAX_COUNTED_BYTES) {
+                    x.in_use = count_in_use(d, table, x.n, cand[c]);
+                    for (uint64_t v = w.va; v + 4 <= w.va + w.len && !x.counted; v += 4) {
+                        size_t off = (size_t)(v - w.va);
+                        x.counted = w.page_present[off >> DL_PAGE_SHIFT] && x.in_use &&
+                                    dl_le32(w.data + off) == x.in_use;
+                    }
                 }
+                if (better(&x, &best))
+                    best = x;
             }
         }
     }
     dl_window_free(&w);
-    if (!best_L)
+    if (!best.L)
         return dl_fail(ctx, DL_PARTIAL, "the big-page table was not found near PoolTrackTable");
-    if (best_L != cand[0])
+    if (best.L->size != cand[0]->size)
         dl_warn(ctx, "bigpage-layout", "big-page entries are 0x%x bytes, not the 0x%x expected for build %u",
-                best_L->size, cand[0]->size, d->info.minor_version);
-    big->table_va = best_table;
-    big->table_entries = best_n;
+                best.L->size, cand[0]->size, d->info.minor_version);
+    if (!best.counted)
+        dl_warn(ctx, "bigpage-size", "big-page table size 0x%llx chosen without an in-use counter to confirm it",
+                (unsigned long long)best.n);
+    big->table_va = best.table;
+    big->table_entries = best.n;
     dl_window t;
-    st = dl_window_read(d, best_table, (size_t)(best_n * best_L->size), &t);
+    st = dl_window_read(d, best.table, (size_t)(best.n * best.L->size), &t);
     if (st != DL_OK)
         return st;
     if (t.present_bytes < t.len)
         dl_warn(ctx, "bigpage-partial", "part of the big-page table at 0x%llx is absent from the dump",
-                (unsigned long long)best_table);
-    big->entries = calloc(best_n, sizeof *big->entries);
+                (unsigned long long)best.table);
+    big->entries = calloc(best.n, sizeof *big->entries);
     if (!big->entries) {
         dl_window_free(&t);
         return dl_fail(ctx, DL_ECORRUPT, "out of memory");
     }
-    for (uint64_t i = 0; i < best_n; i++) {
-        uint64_t off = i * best_L->size;
+    for (uint64_t i = 0; i < best.n; i++) {
+        uint64_t off = i * best.L->size;
         if (!t.page_present[off >> DL_PAGE_SHIFT])
             continue;
-        uint64_t va = dl_leptr(t.data + off + best_L->va, bits);
+        uint64_t va = dl_leptr(t.data + off + best.L->va, bits);
         if (va == 0 || va == 1)
             continue;
-        decode_entry(d, best_L, t.data + off, &big->entries[big->n++]);
+        decode_entry(d, best.L, t.data + off, &big->entries[big->n++]);
     }
     dl_window_free(&t);
     return DL_OK;

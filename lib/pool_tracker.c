@@ -422,9 +422,11 @@ dl_status dl_pool_tracker(dl_dump *d, dl_pool *pool)
         uint32_t key = dl_le32(global.data + off);
         dl_pool_counts np, pg, cnp, cpg;
         read_counts(t.L, global.data + off, &np, &pg);
+        int overflow = i == entries - 1;
         for (uint32_t c = 1; c < ncpu; c++) {
             uint32_t ck = dl_le32(cpu[c].data + off);
-            if (!ck)
+            /* The overflow bucket's key is meaningless: sum it always. */
+            if (!ck && !overflow)
                 continue;
             if (!key)
                 key = ck;
@@ -432,7 +434,6 @@ dl_status dl_pool_tracker(dl_dump *d, dl_pool *pool)
             add_counts(&np, &cnp);
             add_counts(&pg, &cpg);
         }
-        int overflow = i == entries - 1;
         if (!key && !overflow) {
             has_empty = 1;
             continue;

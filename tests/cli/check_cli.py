@@ -37,6 +37,56 @@ def compare(got, want, path, what):
         check(got == want, f"{path}: {what} = {got!r}, expected {want!r}")
 
 
+def tags_by_name(section):
+    """Tags with a non-zero counter, keyed by their spelling."""
+    out = {}
+    for t in section["tags"]:
+        c = [t[p][k] for p in ("nonpaged", "paged") for k in ("allocs", "frees", "bytes")]
+        if any(c):
+            out[t["tag"]] = {p: {k: t[p][k] for k in ("allocs", "frees", "diff", "bytes")} for p in ("nonpaged", "paged")}
+    return out
+
+
+def check_pool_sections(binary, dump, truth):
+    expect = truth.get("expect", {})
+    code, out, err = run(binary, "--json", dump)
+    obj = json.loads(out)
+    check(code in expect.get("exit_ok", [expect.get("exit", 0)]),
+          f"{dump}: main job exit {code}, expected {expect.get('exit_ok')} ({err.strip()[:200]})")
+    for sec in expect.get("null_sections", []):
+        check(obj.get(sec, "<missing>") is None, f"{dump}: section {sec} should be null")
+    if truth.get("vm"):
+        code, out, err = run(binary, "--json", "vm", dump)
+        compare(json.loads(out).get("vm"), truth["vm"], dump, "vm")
+    if truth.get("pool"):
+        code, out, err = run(binary, "--json", "pool", dump)
+        got = json.loads(out).get("pool")
+        if got is None:
+            check(False, f"{dump}: pool is null: {json.loads(out).get('warnings')}")
+        else:
+            check(got["processors_summed"] == truth["pool"]["processors_summed"],
+                  f"{dump}: processors_summed {got['processors_summed']} vs {truth['pool']['processors_summed']}")
+            compare(got["totals"], truth["pool"]["totals"], dump, "pool.totals")
+            g, w = tags_by_name(got), tags_by_name(truth["pool"])
+            missing = sorted(set(w) - set(g))
+            extra = sorted(set(g) - set(w))
+            check(not missing and not extra, f"{dump}: pool tags missing {missing[:8]} extra {extra[:8]}")
+            wrong = [k for k in w if k in g and g[k] != w[k]]
+            check(not wrong, f"{dump}: pool counts differ for {wrong[:5]}: " +
+                  "; ".join(f"{k}: {g[k]} vs {w[k]}" for k in wrong[:2]))
+    if truth.get("bigpool"):
+        code, out, err = run(binary, "--json", "bigpool", dump)
+        got = json.loads(out).get("bigpool")
+        if got is None:
+            check(False, f"{dump}: bigpool is null: {json.loads(out).get('warnings')}")
+        else:
+            keyf = lambda e: (e["va"], e["tag"], e["bytes"], e["pool"], e["free"])
+            g = sorted(map(keyf, got["entries"]))
+            w = sorted(map(keyf, truth["bigpool"]["entries"]))
+            check(g == w, f"{dump}: bigpool differs: {len(g)} vs {len(w)} entries; first diff " +
+                  str(next(((x, y) for x, y in zip(g, w) if x != y), None)))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
@@ -78,6 +128,7 @@ def main():
             code, out, err = run(a.bin, "--json", "modules", dump)
             obj = json.loads(out)
             compare(obj.get("modules"), truth["modules"], dump, "modules")
+        check_pool_sections(a.bin, dump, truth)
     # Several dumps per call: one line each, in argument order.
     if len(good) >= 3:
         code, out, err = run(a.bin, "--json", "info", *good[:3], "/nonexistent.dmp")
