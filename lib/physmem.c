@@ -59,10 +59,25 @@ static int cmp_extent(const void *a, const void *b)
 dl_status dl_physmem_finish(dl_physmem *pm, dl_ctx *ctx)
 {
     qsort(pm->ext, pm->n, sizeof *pm->ext, cmp_extent);
-    for (size_t i = 1; i < pm->n; i++)
-        if (pm->ext[i].pfn < pm->ext[i - 1].pfn + pm->ext[i - 1].pages)
-            return dl_fail(ctx, DL_ECORRUPT, "physical ranges overlap at PFN 0x%llx",
-                           (unsigned long long)pm->ext[i].pfn);
+    /* Overlaps never come from Windows: keep the first description of a
+     * page and drop the later one, with a warning (dump-format §3.3 #5). */
+    for (size_t i = 1; i < pm->n; i++) {
+        uint64_t prev_end = pm->ext[i - 1].pfn + pm->ext[i - 1].pages;
+        if (pm->ext[i].pfn >= prev_end)
+            continue;
+        uint64_t cut = prev_end - pm->ext[i].pfn;
+        dl_warn(ctx, "overlapping-ranges", "physical ranges overlap at PFN 0x%llx: the first description is kept",
+                (unsigned long long)pm->ext[i].pfn);
+        if (cut >= pm->ext[i].pages) {
+            memmove(&pm->ext[i], &pm->ext[i + 1], (pm->n - i - 1) * sizeof *pm->ext);
+            pm->n--;
+            i--;
+            continue;
+        }
+        pm->ext[i].pfn += cut;
+        pm->ext[i].pages -= cut;
+        pm->ext[i].file_offset += cut * DL_PAGE_SIZE;
+    }
     /* Clamp at EOF: pages the header describes but the file lacks are absent. */
     uint64_t fsize = pm->src->size;
     size_t out = 0;
