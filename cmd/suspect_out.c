@@ -134,14 +134,19 @@ void print_suspect_lines(FILE *out, const result *r)
         if (r->pool)
             total = paged ? r->pool->total_paged.bytes : r->pool->total_nonpaged.bytes;
         const dl_candidate *best = s->ncandidates ? &s->candidates[0] : NULL;
-        fprintf(out, "Suspect: %s — tag '%s', %s %s", best ? best->module : "none found", tag, amount,
-                paged ? "paged" : "nonpaged");
+        /* Unloaded drivers are leads, not a verdict: name them as such. */
+        int only_unloaded = best && best->nevidence && !strcmp(best->evidence[0].kind, "unloaded");
+        fprintf(out, "Suspect: %s — tag '%s', %s %s", best && !only_unloaded ? best->module : "none among loaded modules",
+                tag, amount, paged ? "paged" : "nonpaged");
         if (total)
             fprintf(out, " (%.0f%% of tracked %s)", 100.0 * (double)(paged ? s->paged_bytes : s->nonpaged_bytes) / (double)total,
                     paged ? "paged" : "nonpaged");
-        if (!best) {
+        if (!best || only_unloaded) {
             fprintf(out, ", ");
             not_found(out, s);
+            if (only_unloaded)
+                fprintf(out, "; %zu driver%s unloaded since boot (dumpleak suspect --tag '%s' lists them)",
+                        s->ncandidates, s->ncandidates == 1 ? "" : "s", tag);
         } else {
             const char *sep = ", ";
             int shown = 0;
@@ -155,7 +160,6 @@ void print_suspect_lines(FILE *out, const result *r)
                 } else {
                     fprintf(out, "%s%s", sep, y->detail);
                 }
-                sep = ", ";
                 shown++;
             }
             fprintf(out, " [%s]", best->confidence);
