@@ -8,7 +8,7 @@ SANITIZE ?=
 
 PKGS := jansson
 CFLAGS ?= -O2 -g
-CFLAGS += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
+CFLAGS += -std=c11 -D_POSIX_C_SOURCE=200809L -pthread -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 ifeq ($(SANITIZE),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
@@ -43,7 +43,7 @@ $(LIB_A): $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BIN): $(CMD_OBJ) $(LIB_A)
-	$(CC) $(LDFLAGS) -o $@ $(CMD_OBJ) $(LIB_A) $$(pkg-config --libs $(PKGS))
+	$(CC) $(LDFLAGS) -pthread -o $@ $(CMD_OBJ) $(LIB_A) $$(pkg-config --libs $(PKGS))
 
 $(TEST_BIN): $(TEST_SRC) $(LIB_A)
 	$(CC) $(CFLAGS) -Wno-missing-field-initializers -Ilib -Itests/unit $(TEST_SRC) $(LIB_A) -o $@ $(LDFLAGS) \

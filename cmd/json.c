@@ -24,8 +24,8 @@ static json_t *source_obj(const dl_info *in)
     json_object_set_new(s, "input", json_string(in->input));
     json_object_set_new(s, "wrapper", str_or_null(in->wrapper));
     json_object_set_new(s, "cr3_from", json_string("header"));
-    json_object_set_new(s, "kdbg_from", in->kdbg_valid ? json_string("header") : json_null());
-    json_object_set_new(s, "kdbg_encoded", in->kdbg_valid ? json_false() : json_null());
+    json_object_set_new(s, "kdbg_from", str_or_null(in->kdbg_from));
+    json_object_set_new(s, "kdbg_encoded", in->kdbg_valid ? json_boolean(in->kdbg_encoded) : json_null());
     return s;
 }
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "jobs.h"
 
 static const char usage[] =
     "usage: dumpleak [COMMAND] [OPTIONS] DUMP...\n"
@@ -60,6 +61,24 @@ static int parse_int(const char *s, int *out)
         return 0;
     *out = (int)v;
     return 1;
+}
+
+/* Print one dump's result and release it. */
+static void emit(const options *o, result *r)
+{
+    if (o->json)
+        print_json(stdout, o, r);
+    else if (r->dump)
+        print_text(stdout, o, r);
+    if (!r->dump)
+        fprintf(stderr, "dumpleak: %s: %s\n", r->path, r->ctx ? dl_ctx_error(r->ctx) : "out of memory");
+    fflush(stdout);
+    dl_suspects_free(r->suspects);
+    dl_close(r->dump);
+    dl_ctx_free(r->ctx);
+    r->suspects = NULL;
+    r->dump = NULL;
+    r->ctx = NULL;
 }
 
 int main(int argc, char **argv)
@@ -140,22 +159,7 @@ int main(int argc, char **argv)
         return DL_EUSAGE;
     }
     dl_ctx_free(tctx);
-    int worst = 0;
-    for (int k = 0; k < npaths; k++) {
-        result r = {.path = paths[k]};
-        analyse(&o, &r);
-        if (o.json)
-            print_json(stdout, &o, &r);
-        else if (r.dump)
-            print_text(stdout, &o, &r);
-        if (!r.dump)
-            fprintf(stderr, "dumpleak: %s: %s\n", r.path, dl_ctx_error(r.ctx));
-        if ((int)r.status > worst)
-            worst = (int)r.status;
-        dl_suspects_free(r.suspects);
-        dl_close(r.dump);
-        dl_ctx_free(r.ctx);
-    }
+    int worst = run_jobs(&o, paths, npaths, o.jobs, emit);
     fflush(stdout);
     dl_tagdb_free(o.tagdb);
     free(paths);

@@ -105,9 +105,13 @@ dl_status dl_body_bitmap(dl_dump *d)
     /* Legacy layout: u32 HeaderSize @0x0C, BitmapSize @0x10, Pages @0x14,
      * RTL_BITMAP SizeOfBitMap @0x18 == BitmapSize, bits at 0x20 or 0x28. */
     if (dl_le32(h + 0x18) == dl_le32(h + 0x10)) {
-        bitmap_desc legacy = {dl_le32(h + 0x0C), dl_le32(h + 0x14), dl_le32(h + 0x10), at + 0x20};
+        /* SUMMARY_DUMP64 keeps a u64 after SizeOfBitMap: its bits start at
+         * 0x28.  Try the file's own width first: the other offset can pass
+         * the popcount check shifted by 64 PFNs. */
+        uint64_t own = dl_is64(d) ? 0x28 : 0x20, other = dl_is64(d) ? 0x20 : 0x28;
+        bitmap_desc legacy = {dl_le32(h + 0x0C), dl_le32(h + 0x14), dl_le32(h + 0x10), at + own};
         cand[ncand++] = legacy;
-        legacy.bitmap_at = at + 0x28;
+        legacy.bitmap_at = at + other;
         cand[ncand++] = legacy;
     }
     const char *why = NULL;

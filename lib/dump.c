@@ -75,6 +75,8 @@ dl_status dl_open(dl_ctx *ctx, const char *path, const dl_open_options *opts, dl
     if (d->info.has_physical_map || d->triage)
         dl_kdbg_load(d);
     d->info.kdbg_valid = d->kdbg.valid;
+    d->info.kdbg_from = d->kdbg.from;
+    d->info.kdbg_encoded = d->kdbg.encoded;
     dl_ctx_clear_error(ctx);
     *out = d;
     return DL_OK;

@@ -11,7 +11,8 @@
 typedef struct dl_triage dl_triage;
 
 typedef struct dl_kdbg {
-    int tried, valid;
+    int tried, valid, encoded;
+    const char *from; /* "header" or "scan" */
     uint64_t va;
     uint32_t size;
     uint8_t *data; /* size bytes, decoded */

@@ -91,6 +91,8 @@ typedef struct dl_info {
     int has_physical_map;       /* 0 for triage dumps */
     const char *build_lab;      /* from the KDBG; NULL if unavailable */
     int kdbg_valid;
+    const char *kdbg_from; /* "header", "scan" or NULL */
+    int kdbg_encoded;
 } dl_info;
 
 const dl_info *dl_get_info(dl_dump *dump);

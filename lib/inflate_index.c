@@ -296,14 +296,14 @@ static dl_status build(zsource *zs, dl_ctx *ctx, const dl_open_options *opts)
     dl_zunit first;
     int more = 0;
     dl_status st = zs->fr.next(zs->fr.arg, ctx, NULL, 0, &first, &more);
-    if (st == DL_OK && !more)
-        st = dl_fail(ctx, DL_ECORRUPT, "%s: no compressed data", zs->fr.name);
-    if (st == DL_OK)
+    if (st == DL_OK && !more) /* an empty member: no points, nothing to read */
+        c->eos = 1;
+    if (st == DL_OK && more)
         st = enter_unit(zs, ctx, c, &first, NULL, 0);
-    if (st == DL_OK)
+    if (st == DL_OK && more)
         st = add_point(zs, ctx, c, ring, 1, &dz);
     uint64_t last = 0, shown = 0, span = zs->file->size / 512 > SPAN_MIN ? zs->file->size / 512 : SPAN_MIN;
-    while (st == DL_OK) {
+    while (st == DL_OK && !c->eos) {
         size_t r = (size_t)(c->out % DL_ZWINDOW), got;
         int ev;
         st = advance(zs, ctx, c, ring + r, DL_ZWINDOW - r, 1, &got, &ev);

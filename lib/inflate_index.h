@@ -94,7 +94,11 @@ dl_status dl_unwrap_gzip(dl_ctx *ctx, dl_source *file, const dl_open_options *op
 dl_status dl_unwrap_zip(dl_ctx *ctx, dl_source *file, const dl_open_options *opts, dl_source **out);
 dl_status dl_unwrap_cab(dl_ctx *ctx, dl_source *file, const dl_open_options *opts, dl_source **out);
 
-/* The dump signatures a wrapper's member is chosen by. */
-int dl_is_dump_signature(const uint8_t *p, size_t n);
+/* How a member's first bytes (DL_PEEK of them) rank as the dump: 2 a crash
+ * dump signature, 1 another input dumpleak recognises (so its own error
+ * shows), 0 anything else.  Ties go to the first member, rank 0 to the
+ * largest (notes and manifests are small). */
+#define DL_PEEK 16
+int dl_member_rank(const uint8_t *p, size_t n);
 
 #endif

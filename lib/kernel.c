@@ -12,13 +12,14 @@ int dl_nt_base(dl_dump *d, uint64_t *base)
 {
     if (dl_kdbg_member(d, KDBG_KERNBASE, base) && dl_kernel_va(d, *base))
         return 1;
-    const dl_modules *m;
-    dl_get_modules(d, &m);
-    if (m && m->nloaded) {
-        *base = m->loaded[0].base;
-        return 1;
-    }
-    return 0;
+    /* No KDBG yet: the first entry of the header's module list is nt. */
+    int bits = d->info.bits;
+    uint64_t first;
+    uint32_t dll_base = bits == 64 ? 0x30 : 0x18;
+    if (dl_vmem_read_ptr(&d->vm, d->ctx, bits, d->info.ps_loaded_module_list, &first) != DL_OK ||
+        !dl_kernel_va(d, first) || dl_vmem_read_ptr(&d->vm, d->ctx, bits, first + dll_base, base) != DL_OK)
+        return 0;
+    return dl_kernel_va(d, *base) && !(*base & 0xFFF);
 }
 
 dl_status dl_window_read(dl_dump *d, uint64_t va, size_t len, dl_window *w)

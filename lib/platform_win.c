@@ -9,6 +9,7 @@
 #endif
 #include <windows.h>
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -331,5 +332,52 @@ dl_status dl_platform_list_dir(dl_ctx *ctx, const char *dir, char ***names, size
     } while (FindNextFileW(h, &fd));
     FindClose(h);
     return DL_OK;
+}
+
+/* Not yet declared in platform.h (see issue 7's note): the file and
+ * environment calls that must not go through the ANSI code page on Windows.
+ * POSIX counterparts: fopen(path, mode); rename(from, to); copying getenv(). */
+FILE *dl_platform_fopen(const char *path, const char *mode);
+int dl_platform_rename(const char *from, const char *to);
+int dl_platform_getenv(const char *name, char *buf, size_t cap);
+
+FILE *dl_platform_fopen(const char *path, const char *mode)
+{
+    DWORD err;
+    wchar_t wmode[8];
+    size_t i = 0;
+    for (; mode[i] && i < 7; i++)
+        wmode[i] = (wchar_t)(unsigned char)mode[i];
+    wmode[i] = 0;
+    wchar_t *w = wide_path(path, &err);
+    if (!w)
+        return NULL;
+    FILE *f = _wfopen(w, wmode);
+    free(w);
+    return f;
+}
+
+/* Replaces an existing target, as rename() does on POSIX. */
+int dl_platform_rename(const char *from, const char *to)
+{
+    DWORD err;
+    wchar_t *wf = wide_path(from, &err), *wt = wf ? wide_path(to, &err) : NULL;
+    int ok = wf && wt && MoveFileExW(wf, wt, MOVEFILE_REPLACE_EXISTING);
+    free(wf);
+    free(wt);
+    return ok ? 0 : -1;
+}
+
+/* The variable as UTF-8 in buf; 0 when unset, empty or longer than cap. */
+int dl_platform_getenv(const char *name, char *buf, size_t cap)
+{
+    wchar_t wname[64];
+    if (!MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, name, -1, wname, 64))
+        return 0;
+    const wchar_t *v = _wgetenv(wname);
+    if (!v || !*v || cap > INT_MAX)
+        return 0;
+    int n = WideCharToMultiByte(CP_UTF8, 0, v, -1, buf, (int)cap, NULL, NULL);
+    return n > 0;
 }
 #endif

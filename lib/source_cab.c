@@ -1,7 +1,7 @@
 /* Microsoft cabinet ([MS-CAB]): CFHEADER, CFFOLDERs, CFFILEs; each folder
  * is one stream of CFDATA blocks, MSZIP ('CK' + raw deflate, <= 32 KiB out,
- * the previous output as dictionary) or stored.  The dump is the file whose
- * data starts with a dump signature, else the first file. */
+ * the previous output as dictionary) or stored.  The dump is the best-
+ * ranked file (dl_member_rank). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -201,12 +201,15 @@ static int in_folder(const dl_source *s, const cfile *c)
     return c->uoff <= s->size && c->size <= s->size - c->uoff;
 }
 
+/* Rank the files of every MSZIP/stored folder (see dl_member_rank); keep
+ * the folder of the best one open. */
 static dl_status choose(dl_ctx *ctx, dl_source *f, const dl_open_options *opts, const layout *L, dl_source **out)
 {
-    dl_source *first = NULL; /* folder of the first file, the fallback */
+    dl_source *best_src = NULL;
     const cfile *pick = NULL;
+    int best = -1;
     dl_status st = DL_OK;
-    for (uint16_t i = 0; i < L->nfiles && !pick && st == DL_OK; i++) {
+    for (uint16_t i = 0; i < L->nfiles && best < 2 && st == DL_OK; i++) {
         uint16_t fo = L->files[i].folder, t = L->folders[fo].type;
         int seen = 0;
         for (uint16_t j = 0; j < i; j++)
@@ -216,35 +219,40 @@ static dl_status choose(dl_ctx *ctx, dl_source *f, const dl_open_options *opts, 
         dl_source *s = NULL;
         if ((st = open_folder(ctx, f, opts, L, fo, &s)) != DL_OK)
             break;
-        for (uint16_t j = i; j < L->nfiles && !pick; j++) {
+        int mine = 0;
+        for (uint16_t j = i; j < L->nfiles && best < 2; j++) {
             const cfile *c = &L->files[j];
-            uint8_t b[8];
-            if (c->folder == fo && c->size >= 8 && in_folder(s, c) && dl_source_read(s, ctx, c->uoff, b, 8) == DL_OK &&
-                dl_is_dump_signature(b, 8))
+            uint8_t b[DL_PEEK];
+            size_t n = c->size < sizeof b ? c->size : sizeof b;
+            if (c->folder != fo || !in_folder(s, c))
+                continue;
+            int r = dl_source_read(s, ctx, c->uoff, b, n) == DL_OK ? dl_member_rank(b, n) : 0;
+            dl_ctx_clear_error(ctx);
+            if (r > best || (r == 0 && best == 0 && c->size > pick->size)) {
+                best = r;
                 pick = c;
+                mine = 1;
+            }
         }
-        if (pick || fo == L->files[0].folder) {
-            if (first)
-                dl_source_close(first);
-            first = s;
+        if (mine) {
+            dl_source_close(best_src);
+            best_src = s;
         } else {
             dl_source_close(s);
         }
     }
-    if (st == DL_OK && !pick) {
-        pick = &L->files[0];
-        if (!first)
-            st = open_folder(ctx, f, opts, L, pick->folder, &first);
-    }
-    if (st == DL_OK && !in_folder(first, pick))
+    if (st == DL_OK && !pick) /* only LZX/Quantum folders, or files outside their folder */
+        st = open_folder(ctx, f, opts, L, L->files[0].folder, &best_src);
+    if (st == DL_OK && !pick)
         st = dl_fail(ctx, DL_ECORRUPT, "CAB: file \"%s\" (offset 0x%x, %u bytes) passes the end of folder %u (0x%llx bytes)",
-                     pick->name, pick->uoff, pick->size, pick->folder, (unsigned long long)first->size);
+                     L->files[0].name, L->files[0].uoff, L->files[0].size, L->files[0].folder,
+                     (unsigned long long)best_src->size);
     if (st != DL_OK) {
-        dl_source_close(first);
+        dl_source_close(best_src);
         dl_source_close(f);
         return st;
     }
-    return dl_slice_open(ctx, first, f, pick->uoff, pick->size, out);
+    return dl_slice_open(ctx, best_src, f, pick->uoff, pick->size, out);
 }
 
 dl_status dl_unwrap_cab(dl_ctx *ctx, dl_source *file, const dl_open_options *opts, dl_source **out)

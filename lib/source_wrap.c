@@ -8,9 +8,16 @@
 #include "inflate_index.h"
 #include "source.h"
 
-int dl_is_dump_signature(const uint8_t *p, size_t n)
+int dl_member_rank(const uint8_t *p, size_t n)
 {
-    return n >= 8 && (!memcmp(p, "PAGEDUMP", 8) || !memcmp(p, "PAGEDU64", 8));
+    static const char *const known[] = {"\x1f\x8b", "PK\3\4", "MSCF", "MDMP", "HIBR", "hibr", "WAKE", "RSTR",
+                                        "\x7f" "ELF", "KDUMP   ", "makedumpfile", "PAGE"};
+    if (n >= 8 && (!memcmp(p, "PAGEDUMP", 8) || !memcmp(p, "PAGEDU64", 8)))
+        return 2;
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (n >= strlen(known[i]) && !memcmp(p, known[i], strlen(known[i])))
+            return 1;
+    return 0;
 }
 
 /* One layer: *kind is NULL when file is not a wrapper (then *out = file). */

@@ -1,6 +1,6 @@
 /* ZIP (APPNOTE): the central directory, found from the end-of-central-
  * directory record (and its ZIP64 form), lists the members; the dump is
- * the member whose data starts with a dump signature, else the first.
+ * the best-ranked member (dl_member_rank).
  * Stored members are a slice of the file, deflated ones inflate. */
 #include <stdlib.h>
 #include <string.h>
@@ -192,17 +192,24 @@ static const char *method_name(uint16_t m)
     }
 }
 
-static int looks_like_dump(dl_source *f, dl_ctx *ctx, const member *m)
+static int rank(dl_source *f, dl_ctx *ctx, const member *m)
 {
     uint64_t data;
-    uint8_t b[8];
+    uint8_t b[DL_PEEK];
+    size_t n = 0;
     if (m->is_dir || (m->flags & 1) || (m->method != 0 && m->method != 8) || data_offset(f, ctx, m, &data) != DL_OK) {
         dl_ctx_clear_error(ctx);
         return 0;
     }
-    if (m->method == 0)
-        return m->csize >= 8 && dl_source_read(f, ctx, data, b, 8) == DL_OK && dl_is_dump_signature(b, 8);
-    return dl_inflate_peek(ctx, f, data, m->csize, b, 8) == 8 && dl_is_dump_signature(b, 8);
+    if (m->method == 0) {
+        n = m->csize < sizeof b ? (size_t)m->csize : sizeof b;
+        if (dl_source_read(f, ctx, data, b, n) != DL_OK)
+            n = 0;
+    } else {
+        n = dl_inflate_peek(ctx, f, data, m->csize, b, sizeof b);
+    }
+    dl_ctx_clear_error(ctx);
+    return dl_member_rank(b, n);
 }
 
 static dl_status z_next(void *arg, dl_ctx *ctx, const dl_zunit *prev, uint64_t end, dl_zunit *u, int *more)
@@ -252,36 +259,35 @@ dl_status dl_unwrap_zip(dl_ctx *ctx, dl_source *file, const dl_open_options *opt
 {
     uint64_t cd_off = 0, cd_size = 0, count = 0, off;
     dl_status st = read_directory(file, ctx, &cd_off, &cd_size, &count);
-    member m, first = {0};
-    int have_first = 0, found = 0;
+    member m, pick = {0};
+    int best = -1;
     off = cd_off;
-    for (uint64_t i = 0; st == DL_OK && i < count && !found; i++) {
+    for (uint64_t i = 0; st == DL_OK && i < count && best < 2; i++) {
         if ((st = parse_entry(file, ctx, &off, cd_off + cd_size, &m)) != DL_OK)
             break;
         if (m.is_dir)
             continue;
-        if (!have_first) {
-            first = m;
-            have_first = 1;
+        int r = i < MAX_SCAN ? rank(file, ctx, &m) : 0;
+        if (r > best || (r == 0 && best == 0 && m.usize > pick.usize)) {
+            best = r;
+            pick = m;
         }
-        found = i < MAX_SCAN && looks_like_dump(file, ctx, &m);
     }
-    if (st == DL_OK && !have_first)
+    if (st == DL_OK && best < 0)
         st = dl_fail(ctx, DL_ECORRUPT, "ZIP: the archive holds only directories");
-    const member *pick = found ? &m : &first;
     uint64_t data = 0;
     if (st == DL_OK)
-        st = member_ok(ctx, file, pick, &data);
+        st = member_ok(ctx, file, &pick, &data);
     zarg *z = NULL;
-    if (st == DL_OK && pick->method == 8 && !(z = calloc(1, sizeof *z)))
+    if (st == DL_OK && pick.method == 8 && !(z = calloc(1, sizeof *z)))
         st = dl_fail(ctx, DL_ECORRUPT, "out of memory");
     if (st != DL_OK) {
         dl_source_close(file);
         return st;
     }
-    if (pick->method == 0)
-        return dl_slice_open(ctx, file, NULL, data, pick->usize, out);
-    *z = (zarg){.file = file, .data = data, .csize = pick->csize, .usize = pick->usize, .crc = pick->crc};
+    if (pick.method == 0)
+        return dl_slice_open(ctx, file, NULL, data, pick.usize, out);
+    *z = (zarg){.file = file, .data = data, .csize = pick.csize, .usize = pick.usize, .crc = pick.crc};
     dl_zframing fr = {.name = "ZIP", .stream_id = data, .next = z_next, .check = z_check, .arg = z};
     return dl_zsource_open(ctx, file, 1, &fr, opts, out);
 }

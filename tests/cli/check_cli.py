@@ -141,6 +141,12 @@ def main():
         check(len(lines) == 4, "batch: one JSON line per dump")
         check([json.loads(l)["file"] for l in lines] == good[:3] + ["/nonexistent.dmp"], "batch: argument order")
         check(code == 3, f"batch: exit is the highest code, got {code}")
+    # -j N: same bytes as one at a time, in argument order.
+    batch = [os.path.join(a.matrix, e["dump"]) for e in entries][:60]
+    one = run(a.bin, "--json", "-j", "1", *batch)
+    two = run(a.bin, "--json", "-j", "2", *batch)
+    check(one[1] == two[1] and one[0] == two[0], "-j 2 output differs from -j 1")
+    check(len(one[1].strip().split("\n")) == len(batch), "-j: one line per dump")
     # Usage errors.
     for args in ([], ["--bogus", "x"], ["--top", "x", "y"], ["--sort", "size", "y"]):
         code, out, err = run(a.bin, *args)
