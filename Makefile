@@ -25,7 +25,7 @@ TEST_SRC := $(wildcard tests/unit/*.c)
 TEST_BIN := $(BUILD)/unit-tests
 
 DEB_PKGS := zlib1g-dev libkdumpfile-dev libcriterion-dev libjansson-dev pkg-config
-SAMPLE := testdata/sample-x64-19041.dmp
+SAMPLE := testdata/sample-x64-19041.dmp.gz
 
 .PHONY: all deps check demo install clean unit cli-tests format
 all: $(BIN)

@@ -9,6 +9,8 @@ static void print_info(FILE *out, const result *r)
     fprintf(out, "Dump:       %s\n", r->path);
     fprintf(out, "Format:     %s %s, %s (DumpType %u)", in->signature, arch_name(in->arch),
             in->dump_type_name ? in->dump_type_name : "unknown", in->dump_type);
+    if (in->wrapper)
+        fprintf(out, " in a %s wrapper", in->wrapper);
     if (in->has_physical_map)
         fprintf(out, ", %llu pages present (%.1f MiB)", (unsigned long long)in->pages_present,
                 in->pages_present / 256.0);

@@ -12,6 +12,12 @@
 static void vm_line(FILE *out, const char *label, const dl_vm_value *v)
 {
     int pad = 28 - (int)strlen(label);
+    if (v->known && v->v >= DYNAMIC_MAX_PAGES) {
+        /* Not a limit: the size of a dynamic VA region (x64 Windows 10+). */
+        fprintf(out, " %s%*s (%llu pages: a dynamic VA region, not a limit)\n", label, pad, "dynamic",
+                (unsigned long long)v->v);
+        return;
+    }
     if (v->known)
         fprintf(out, " %s%*llu (%10llu Kb)\n", label, pad, (unsigned long long)v->v, (unsigned long long)v->v * 4);
     else

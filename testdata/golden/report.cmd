@@ -1,0 +1,1 @@
+--no-cache testdata/sample-x64-19041.dmp.gz
