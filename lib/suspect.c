@@ -369,8 +369,8 @@ static void driver_file_evidence(dl_dump *d, const char *dir, const wanted *w, d
 static void unloaded_evidence(const dl_modules *mods, dl_suspect *s)
 {
     for (size_t i = 0; i < s->ncandidates; i++)
-        if (s->candidates[i].code_hits || s->candidates[i].data_hits)
-            return; /* a loaded module holds the tag */
+        if (s->candidates[i].code_hits || s->candidates[i].data_hits || s->candidates[i].score >= 40)
+            return; /* a loaded module holds the tag, or imports its allocator */
     for (size_t i = 0; i < mods->nunloaded; i++) {
         const dl_unloaded *u = &mods->unloaded[i];
         if (!u->name)
