@@ -45,6 +45,9 @@ void analyse(const options *o, result *r)
         return;
     }
     dl_open_options oo = {.no_cache = o->no_cache, .raw_input = o->raw_input};
+    /* With -j, several dumps would draw over each other's progress line. */
+    if (o->jobs == 1 && cli_stderr_is_tty())
+        oo.progress = cli_progress;
     r->status = dl_open(r->ctx, r->path, &oo, &r->dump);
     if (r->status != DL_OK) {
         r->dump = NULL;

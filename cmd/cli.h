@@ -77,4 +77,8 @@ const char *arch_name(dl_arch a);
  * is byte-identical to POSIX ("\n").  Returns non-zero on failure. */
 int cli_platform_args(int *argc, char ***argv);
 
+int cli_stderr_is_tty(void);
+/* dl_progress_fn printing "\rwhat: NN%" on stderr. */
+void cli_progress(void *arg, const char *what, uint64_t done, uint64_t total);
+
 #endif

@@ -107,7 +107,9 @@ int main(int argc, char **argv)
             free(paths);
             return 0;
         } else if (!strcmp(a, "--version")) {
-            printf("dumpleak %s\ninputs: crashdump (PAGEDUMP, PAGEDU64: types 1, 2, 4, 5, 6, 8, 9, 10)\n", DL_VERSION);
+            printf("dumpleak %s\ninputs: crashdump (PAGEDUMP, PAGEDU64: DumpType 1, 2, 4, 5, 6, 8, 9, 10)\n"
+                   "wrappers: gzip, zip (deflate, stored, ZIP64), cab (MSZIP)\n",
+                   DL_VERSION);
             free(paths);
             return 0;
         } else if (!strcmp(a, "--json")) {
