@@ -11,6 +11,7 @@ import struct
 import sys
 import time
 
+sys.dont_write_bytecode = True          # keep tests/forge free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import kernel
