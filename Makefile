@@ -7,6 +7,11 @@ BUILD ?= build
 SANITIZE ?=
 
 PKGS := jansson
+HAVE_KDUMP := $(shell pkg-config --exists libkdumpfile 2>/dev/null && echo 1)
+ifeq ($(HAVE_KDUMP),1)
+PKGS += libkdumpfile
+CFLAGS_KDUMP := -DHAVE_LIBKDUMPFILE
+endif
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_POSIX_C_SOURCE=200809L -pthread -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 ifeq ($(SANITIZE),1)
@@ -37,7 +42,7 @@ deps:
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Ilib $$(pkg-config --cflags $(PKGS)) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(CFLAGS_KDUMP) -Ilib -Icmd $$(pkg-config --cflags $(PKGS)) -MMD -MP -c $< -o $@
 
 $(LIB_A): $(LIB_OBJ)
 	ar rcs $@ $^
@@ -47,7 +52,7 @@ $(BIN): $(CMD_OBJ) $(LIB_A)
 
 $(TEST_BIN): $(TEST_SRC) $(LIB_A)
 	$(CC) $(CFLAGS) -Wno-missing-field-initializers -Ilib -Itests/unit $(TEST_SRC) $(LIB_A) -o $@ $(LDFLAGS) \
-	  $$(pkg-config --cflags --libs criterion jansson libaddrxlat)
+	  $$(pkg-config --cflags --libs criterion libaddrxlat $(PKGS))
 
 # Forged dumps for the tests: regenerated when the forge changes.
 MATRIX := $(BUILD)/matrix

@@ -23,7 +23,7 @@ static json_t *source_obj(const dl_info *in)
     json_t *s = json_object();
     json_object_set_new(s, "input", json_string(in->input));
     json_object_set_new(s, "wrapper", str_or_null(in->wrapper));
-    json_object_set_new(s, "cr3_from", json_string("header"));
+    json_object_set_new(s, "cr3_from", str_or_null(in->cr3_from));
     json_object_set_new(s, "kdbg_from", str_or_null(in->kdbg_from));
     json_object_set_new(s, "kdbg_encoded", in->kdbg_valid ? json_boolean(in->kdbg_encoded) : json_null());
     return s;
@@ -32,10 +32,10 @@ static json_t *source_obj(const dl_info *in)
 static json_t *format_obj(const dl_info *in)
 {
     json_t *f = json_object();
-    json_object_set_new(f, "signature", json_string(in->signature));
+    json_object_set_new(f, "signature", str_or_null(in->signature));
     json_object_set_new(f, "bits", json_integer(in->bits));
     json_object_set_new(f, "arch", json_string(arch_name(in->arch)));
-    json_object_set_new(f, "dump_type", json_integer(in->dump_type));
+    json_object_set_new(f, "dump_type", in->has_dump_type ? json_integer(in->dump_type) : json_null());
     json_object_set_new(f, "dump_type_name", str_or_null(in->dump_type_name));
     json_object_set_new(f, "pages_present",
                         in->has_physical_map ? json_integer((json_int_t)in->pages_present) : json_null());

@@ -108,7 +108,12 @@ int main(int argc, char **argv)
             return 0;
         } else if (!strcmp(a, "--version")) {
             printf("dumpleak %s\ninputs: crashdump (PAGEDUMP, PAGEDU64: DumpType 1, 2, 4, 5, 6, 8, 9, 10)\n"
-                   "wrappers: gzip, zip (deflate, stored, ZIP64), cab (MSZIP)\n",
+                   "wrappers: gzip, zip (deflate, stored, ZIP64), cab (MSZIP)\n"
+#ifdef HAVE_LIBKDUMPFILE
+                   "captures: elf, kdump (zlib, lzo, snappy), kdump-flattened (libkdumpfile), raw, vmem\n",
+#else
+                   "captures: raw, vmem (built without libkdumpfile: no elf, no kdump)\n",
+#endif
                    DL_VERSION);
             free(paths);
             return 0;

@@ -7,8 +7,13 @@ static void print_info(FILE *out, const result *r)
 {
     const dl_info *in = dl_get_info(r->dump);
     fprintf(out, "Dump:       %s\n", r->path);
-    fprintf(out, "Format:     %s %s, %s (DumpType %u)", in->signature, arch_name(in->arch),
-            in->dump_type_name ? in->dump_type_name : "unknown", in->dump_type);
+    if (in->signature)
+        fprintf(out, "Format:     %s %s, %s (DumpType %u)", in->signature, arch_name(in->arch),
+                in->dump_type_name ? in->dump_type_name : "unknown", in->dump_type);
+    else
+        fprintf(out, "Format:     %s capture of a %s guest (CR3 from %s, KDBG %s%s)", in->input, arch_name(in->arch),
+                in->cr3_from ? in->cr3_from : "?", in->kdbg_from ? in->kdbg_from : "not found",
+                in->kdbg_encoded ? ", decoded" : "");
     if (in->wrapper)
         fprintf(out, " in a %s wrapper", in->wrapper);
     if (in->has_physical_map)

@@ -1,9 +1,11 @@
 /* dl_open and the public accessors: the glue between the stages. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bytes.h"
 #include "ctx.h"
+#include "capture.h"
 #include "dump.h"
 #include "pool.h"
 
@@ -53,16 +55,20 @@ dl_status dl_open(dl_ctx *ctx, const char *path, const dl_open_options *opts, dl
     dl_status st = dl_source_open_file(ctx, path, &file);
     if (st == DL_OK)
         st = dl_source_unwrap(ctx, file, opts, &d->src, &d->info.wrapper);
+    d->progress = opts->progress;
+    d->progress_arg = opts->progress_arg;
+    dl_capture_kind cap = DL_CAP_NONE;
     if (st == DL_OK) {
         /* The translator exists before the body so triage dumps can lend VA ranges. */
         dl_vmem_init(&d->vm, &d->pm, DL_PAGING_NONE, 0);
-        st = dl_container_parse(d);
+        cap = dl_capture_detect(d->src, d->src->path ? d->src->path : path, opts);
+        st = cap != DL_CAP_NONE ? dl_capture_open(d, cap, opts) : dl_container_parse(d);
     }
     if (st != DL_OK) {
         dl_close(d);
         return st;
     }
-    if (d->info.has_physical_map) {
+    if (cap == DL_CAP_NONE && d->info.has_physical_map) {
         dl_vrange *keep = d->vm.vranges;
         size_t nkeep = d->vm.nvranges;
         dl_vmem_init(&d->vm, &d->pm, paging_for(&d->info), d->info.directory_table_base);
@@ -72,8 +78,20 @@ dl_status dl_open(dl_ctx *ctx, const char *path, const dl_open_options *opts, dl
             dl_warn(ctx, "no-translation", "virtual address translation for this architecture is not supported yet");
         detect_la57(d);
     }
+    if (cap == DL_CAP_NONE) {
+        d->cr3_from = "header";
+        d->info.has_dump_type = 1;
+    }
     if (d->info.has_physical_map || d->triage)
         dl_kdbg_load(d);
+    if (cap != DL_CAP_NONE) {
+        if (!d->kdbg.valid) {
+            dl_close(d);
+            return dl_fail(ctx, DL_ECORRUPT, "no Windows kernel data (KDBG) found in this capture");
+        }
+        dl_capture_finish(d);
+    }
+    d->info.cr3_from = d->cr3_from;
     d->info.kdbg_valid = d->kdbg.valid;
     d->info.kdbg_from = d->kdbg.from;
     d->info.kdbg_encoded = d->kdbg.encoded;
@@ -92,7 +110,12 @@ void dl_close(dl_dump *d)
     dl_triage_free(d->triage);
     dl_vmem_free(&d->vm);
     dl_physmem_free(&d->pm);
+    if (d->phys_src)
+        dl_source_close(d->phys_src);
     dl_source_close(d->src);
+    if (d->temp_file)
+        remove(d->temp_file);
+    free(d->temp_file);
     free(d);
 }
 

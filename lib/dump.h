@@ -38,6 +38,12 @@ struct dl_dump {
     dl_status bigpool_status;
     dl_vm *vm_summary;
     dl_status vm_status;
+    dl_progress_fn progress;
+    void *progress_arg;
+    uint64_t nt_base_hint; /* captures: nt found without a KDBG */
+    char *temp_file;       /* removed at close */
+    dl_source *phys_src;   /* captures: physical address space, if not src */
+    const char *cr3_from;
 };
 
 /* Container stage: header facts and the physical map (container.c). */

@@ -61,9 +61,9 @@ typedef enum dl_arch { DL_ARCH_X86, DL_ARCH_X86_PAE, DL_ARCH_X64, DL_ARCH_ARM64 
 /* A header value the writer left as the 'PAGE' filler is "unset": the
  * matching has_* flag is 0. */
 typedef struct dl_info {
-    const char *input;     /* "crashdump" */
+    const char *input;     /* "crashdump", "elf", "kdump", "kdump-flattened", "raw", "vmem" */
     const char *wrapper;   /* NULL, "gzip", "zip" or "cab" */
-    const char *signature; /* "PAGEDUMP" / "PAGEDU64" */
+    const char *signature; /* "PAGEDUMP" / "PAGEDU64"; NULL for captures */
     int bits;              /* 32 or 64 */
     dl_arch arch;
     uint32_t major_version, minor_version; /* minor = build number */
@@ -77,6 +77,7 @@ typedef struct dl_info {
     int pae_enabled; /* 32-bit only */
     uint64_t kdbg_address;
     uint32_t dump_type;
+    int has_dump_type; /* 0 for captures */
     int has_system_time, has_attributes, has_required_space, has_system_uptime;
     uint64_t system_time; /* FILETIME */
     uint64_t system_uptime;
@@ -92,6 +93,7 @@ typedef struct dl_info {
     const char *build_lab;      /* from the KDBG; NULL if unavailable */
     int kdbg_valid;
     const char *kdbg_from; /* "header", "scan" or NULL */
+    const char *cr3_from;  /* "header", "qemu-note", "vmcoreinfo", "low-stub", "self-map-scan" */
     int kdbg_encoded;
 } dl_info;
 

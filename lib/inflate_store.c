@@ -12,6 +12,7 @@
 
 #include "bytes.h"
 #include "ctx.h"
+#include "capture.h"
 #include "inflate_index.h"
 #include "platform.h"
 
@@ -48,17 +49,7 @@ int dl_zcache_path(dl_ctx *ctx, const dl_open_options *opts, dl_source *file, co
     if (opts->no_cache || !file->path)
         return 0;
     char dir[4096];
-    const char *env;
-    int n;
-    if (opts->cache_dir)
-        n = snprintf(dir, sizeof dir, "%s", opts->cache_dir);
-    else if ((env = getenv("XDG_CACHE_HOME")) && *env)
-        n = snprintf(dir, sizeof dir, "%s/dumpleak", env);
-    else if ((env = getenv("HOME")) && *env)
-        n = snprintf(dir, sizeof dir, "%s/.cache/dumpleak", env);
-    else
-        return 0;
-    if (n < 0 || (size_t)n >= sizeof dir)
+    if (!dl_cache_dir(opts, dir, sizeof dir))
         return 0;
     memset(key, 0, sizeof *key);
     if (dl_platform_file_id(file->path, &key->file_size, &key->mtime) != 0 || key->file_size != file->size)
@@ -82,7 +73,7 @@ int dl_zcache_path(dl_ctx *ctx, const dl_open_options *opts, dl_source *file, co
     uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
     for (size_t i = 0; i < sizeof kb; i++)
         h = (h ^ kb[i]) * 0x100000001b3ull;
-    n = snprintf(path, cap, "%s/%016llx.zidx", dir, (unsigned long long)h);
+    int n = snprintf(path, cap, "%s/%016llx.zidx", dir, (unsigned long long)h);
     if (n < 0 || (size_t)n >= cap || dl_platform_mkdirs(dir) != 0)
         return 0;
     return 1;

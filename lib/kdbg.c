@@ -140,7 +140,10 @@ dl_status dl_kdbg_load(dl_dump *d)
     } else {
         dl_kdbg_keys keys;
         /* Encoded blocks exist on x64 from Windows 8 (9200) on. */
-        if (d->info.arch == DL_ARCH_X64 && d->info.minor_version >= 9200 && dl_kdbg_find_keys(d, va, &keys, &size)) {
+        /* Encoded blocks exist on x64 from Windows 8 (9200) on; a capture's
+         * build is unknown until the block is read. */
+        if (d->info.arch == DL_ARCH_X64 && (d->info.minor_version >= 9200 || !d->info.minor_version) &&
+            dl_kdbg_find_keys(d, &va, &keys, &size)) {
             if (!take_block(d, va, size, &keys))
                 return dl_fail(d->ctx, DL_ECORRUPT, "out of memory");
             k->from = "header";
@@ -151,8 +154,9 @@ dl_status dl_kdbg_load(dl_dump *d)
             if (!take_block(d, va, size, NULL))
                 return dl_fail(d->ctx, DL_ECORRUPT, "out of memory");
             k->from = "scan";
-            dl_warn(d->ctx, "kdbg-scan", "the header's KDBG pointer 0x%llx is bad; found the block at 0x%llx in nt's data",
-                    (unsigned long long)d->info.kdbg_address, (unsigned long long)va);
+            if (d->info.kdbg_address)
+                dl_warn(d->ctx, "kdbg-scan", "the header's KDBG pointer 0x%llx is bad; found the block at 0x%llx in "
+                        "nt's data", (unsigned long long)d->info.kdbg_address, (unsigned long long)va);
         } else {
             dl_warn(d->ctx, "kdbg-invalid", "no valid KDBG at 0x%llx (not plain, not decodable) and none found in nt's data",
                     (unsigned long long)d->info.kdbg_address);

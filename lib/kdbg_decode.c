@@ -48,8 +48,10 @@ static int rip_op(const uint8_t *p, uint8_t opcode)
     return (p[0] == 0x48 || p[0] == 0x4C) && p[1] == opcode && (p[2] & 0xC7) == 0x05;
 }
 
-/* Try the candidate function at code[i] (the cmp); fills keys. */
-static int parse_candidate(dl_dump *d, const uint8_t *code, size_t len, uint64_t code_va, size_t i, dl_kdbg_keys *k)
+/* Try the candidate function at code[i] (the cmp); fills keys and the
+ * address its lea names (the KDBG). */
+static int parse_candidate(dl_dump *d, const uint8_t *code, size_t len, uint64_t code_va, size_t i, dl_kdbg_keys *k,
+                           uint64_t *block)
 {
     if (i + 7 > len)
         return 0;
@@ -63,6 +65,7 @@ static int parse_candidate(dl_dump *d, const uint8_t *code, size_t len, uint64_t
             have_bswap = 1;
         if (!have_lea && rip_op(p, 0x8D)) {
             have_lea = 1;
+            *block = rip_target(code_va + j + 7, p + 3);
             j += 6;
         } else if (have_lea && !have_never && rip_op(p, 0x8B)) {
             uint64_t at = rip_target(code_va + j + 7, p + 3);
@@ -81,15 +84,12 @@ static int parse_candidate(dl_dump *d, const uint8_t *code, size_t len, uint64_t
     return have_lea && have_never && have_always && have_bswap;
 }
 
-int dl_kdbg_find_keys(dl_dump *d, uint64_t va, dl_kdbg_keys *keys, uint32_t *size)
+int dl_kdbg_find_keys(dl_dump *d, uint64_t *va, dl_kdbg_keys *keys, uint32_t *size)
 {
-    uint8_t h[0x18];
     uint64_t nt;
     dl_image img;
-    if (dl_vmem_read(&d->vm, d->ctx, va, h, sizeof h) != DL_OK || !dl_nt_base(d, &nt) ||
-        dl_image_load(d, nt, 0, &img) != DL_OK)
+    if (!dl_nt_base(d, &nt) || dl_image_load(d, nt, 0, &img) != DL_OK)
         return 0;
-    uint64_t word = dl_le64(h + 0x10);
     for (int s = 0; s < img.nsec; s++) {
         if (!dl_section_is_code(&img.sec[s]))
             continue;
@@ -100,7 +100,12 @@ int dl_kdbg_find_keys(dl_dump *d, uint64_t va, dl_kdbg_keys *keys, uint32_t *siz
             if (w.data[i] != 0x80 || w.data[i + 1] != 0x3D || w.data[i + 6] != 0x00)
                 continue;
             dl_kdbg_keys k;
-            if (!parse_candidate(d, w.data, w.len, w.va, i, &k))
+            uint64_t block = 0, word;
+            if (!parse_candidate(d, w.data, w.len, w.va, i, &k, &block))
+                continue;
+            if (*va)
+                block = *va;
+            if (dl_vmem_read_u64(&d->vm, d->ctx, block + 0x10, &word) != DL_OK)
                 continue;
             uint64_t plain = dl_kdbg_decode_word(&k, word);
             uint32_t tag = (uint32_t)plain, sz = (uint32_t)(plain >> 32);
@@ -109,6 +114,7 @@ int dl_kdbg_find_keys(dl_dump *d, uint64_t va, dl_kdbg_keys *keys, uint32_t *siz
             if (tag == 0x4742444Bu && sz >= 0x200 && sz <= 0x1000 && sz % 8 == 0 && flag) {
                 *keys = k;
                 *size = sz;
+                *va = block;
                 dl_window_free(&w);
                 return 1;
             }

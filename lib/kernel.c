@@ -12,6 +12,10 @@ int dl_nt_base(dl_dump *d, uint64_t *base)
 {
     if (dl_kdbg_member(d, KDBG_KERNBASE, base) && dl_kernel_va(d, *base))
         return 1;
+    if (d->nt_base_hint) {
+        *base = d->nt_base_hint;
+        return 1;
+    }
     /* No KDBG yet: the first entry of the header's module list is nt. */
     int bits = d->info.bits;
     uint64_t first;

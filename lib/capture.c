@@ -1,0 +1,467 @@
+/* Hypervisor captures: detection, physical memory, CR3 and the kernel
+ * (vm-captures.md §7-§8).  The analyses above run unchanged: they see a
+ * physical map and a translator, as for a MEMORY.DMP. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bytes.h"
+#include "capture.h"
+#include "ctx.h"
+#include "kernel.h"
+#include "pe.h"
+
+/* KUSER_SHARED_DATA: mapped in every Windows kernel address space. */
+#define KUSER_X64 0xFFFFF78000000000ull
+#define KUSER_X86 0xFFDF0000ull
+/* How far below a kernel code address nt's MZ header may be. */
+#define MAX_IMAGE_BACKSCAN (64u << 20)
+
+static int has_suffix(const char *path, const char *ext)
+{
+    size_t n = strlen(path), e = strlen(ext);
+    return n >= e && dl_ascii_caseeq(path + n - e, ext);
+}
+
+dl_capture_kind dl_capture_detect(dl_source *src, const char *path, const dl_open_options *opts)
+{
+    if (opts->raw_input)
+        return DL_CAP_RAW;
+    uint8_t m[16] = {0};
+    size_t n = src->size < sizeof m ? (size_t)src->size : sizeof m;
+    const uint8_t *v = src->view ? src->view(src, 0, n) : NULL;
+    if (v)
+        memcpy(m, v, n);
+    if (n >= 4 && !memcmp(m, "\x7f" "ELF", 4))
+        return DL_CAP_ELF;
+    if (n >= 8 && (!memcmp(m, "KDUMP   ", 8) || !memcmp(m, "DISKDUMP", 8)))
+        return DL_CAP_KDUMP;
+    if (n >= 12 && !memcmp(m, "makedumpfile", 12))
+        return DL_CAP_FLAT;
+    /* Raw only by name (§8): content cannot tell raw memory from anything. */
+    if (path && (has_suffix(path, ".raw") || has_suffix(path, ".mem") || has_suffix(path, ".vmem")) &&
+        !(n >= 4 && !memcmp(m, "PAGE", 4)))
+        return DL_CAP_RAW;
+    return DL_CAP_NONE;
+}
+
+/* ---- the ELF and kdump containers: where the notes are ---- */
+
+static void elf_notes(dl_dump *d, dl_capture_notes *notes, uint16_t *machine)
+{
+    uint8_t e[64];
+    if (dl_source_read(d->src, d->ctx, 0, e, sizeof e) != DL_OK)
+        return;
+    int is64 = e[4] == 2;
+    *machine = dl_le16(e + 18);
+    uint64_t phoff = is64 ? dl_le64(e + 32) : dl_le32(e + 28);
+    uint16_t phentsize = dl_le16(e + (is64 ? 54 : 42)), phnum = dl_le16(e + (is64 ? 56 : 44));
+    if (phentsize < (is64 ? 56 : 32))
+        return;
+    for (uint32_t i = 0; i < phnum && i < 4096; i++) {
+        uint8_t p[56];
+        if (dl_source_read(d->src, d->ctx, phoff + (uint64_t)i * phentsize, p, is64 ? 56 : 32) != DL_OK)
+            break;
+        if (dl_le32(p) != 4 /* PT_NOTE */)
+            continue;
+        uint64_t off = is64 ? dl_le64(p + 8) : dl_le32(p + 4);
+        uint64_t len = is64 ? dl_le64(p + 32) : dl_le32(p + 16);
+        dl_capture_parse_notes(d, d->src, off, len, notes);
+    }
+    dl_ctx_clear_error(d->ctx);
+}
+
+/* disk_dump_header: the writer's 64- or 32-bit layout, told apart by a
+ * sane block_size (§3.1); the sub-header at block 1 locates the notes. */
+static void kdump_notes(dl_dump *d, dl_source *src, dl_capture_notes *notes)
+{
+    uint8_t h[464];
+    if (dl_source_read(src, d->ctx, 0, h, sizeof h) != DL_OK)
+        return;
+    for (int is64 = 1; is64 >= 0; is64--) {
+        uint32_t block = dl_le32(h + (is64 ? 428 : 416));
+        if (block < 1024 || block > 65536 || (block & (block - 1)))
+            continue;
+        uint8_t sub[64];
+        if (dl_source_read(src, d->ctx, block, sub, sizeof sub) != DL_OK)
+            return;
+        uint64_t off = dl_le64(sub + (is64 ? 48 : 32)), len = dl_le64(sub + (is64 ? 56 : 40));
+        if (off && len)
+            dl_capture_parse_notes(d, src, off, len, notes);
+        return;
+    }
+    dl_ctx_clear_error(d->ctx);
+}
+
+/* ---- CR3 ---- */
+
+/* Kernel addresses a right CR3 must translate: plain probes, and image
+ * bases that must show an MZ header. */
+typedef struct probe_set {
+    uint64_t va[16];
+    int image[16];
+    int n;
+} probe_set;
+
+static void add_probe(probe_set *p, uint64_t va, int image)
+{
+    if (va && p->n < 16) {
+        p->va[p->n] = va;
+        p->image[p->n++] = image;
+    }
+}
+
+static int cr3_works(dl_dump *d, dl_paging mode, uint64_t cr3, const probe_set *p)
+{
+    dl_vmem vm;
+    dl_vmem_init(&vm, &d->pm, mode, cr3);
+    int ok = 0;
+    for (int i = 0; i < p->n && !ok; i++) {
+        uint8_t mz[2];
+        dl_xlat x;
+        if (dl_vmem_translate(&vm, d->ctx, p->va[i], &x) != DL_OK || x.kind != DL_XLAT_VALID ||
+            !dl_physmem_has(&d->pm, x.pa >> 12))
+            continue;
+        ok = !p->image[i] || (dl_physmem_read(&d->pm, d->ctx, x.pa, mz, 2) == DL_OK && mz[0] == 'M' && mz[1] == 'Z');
+    }
+    dl_vmem_free(&vm);
+    dl_ctx_clear_error(d->ctx);
+    return ok;
+}
+
+static int set_cr3(dl_dump *d, const dl_paging *modes, int nmodes, uint64_t cr3, const probe_set *p)
+{
+    for (int m = 0; m < nmodes; m++)
+        if (cr3_works(d, modes[m], cr3, p)) {
+            dl_vmem_init(&d->vm, &d->pm, modes[m], cr3);
+            d->info.directory_table_base = cr3;
+            return 1;
+        }
+    return 0;
+}
+
+/* x64 low stub (PROCESSOR_START_BLOCK) in the first MiB (§7.1 item 3). */
+static int low_stub(dl_dump *d, uint64_t *cr3, uint64_t *lm_target)
+{
+    for (uint64_t pa = 0x1000; pa < 0x100000; pa += 0x1000) {
+        uint8_t b[0xB0];
+        if (!dl_physmem_has(&d->pm, pa >> 12) || dl_physmem_read(&d->pm, d->ctx, pa, b, sizeof b) != DL_OK)
+            continue;
+        uint64_t t = dl_le64(b + 0x70), c = dl_le64(b + 0xA0);
+        if ((dl_le64(b) & 0xFFFFFFFFFFFF00FFull) == 0x00000001000600E9ull &&
+            (t & 0xFFFFF80000000003ull) == 0xFFFFF80000000000ull && c && !(c & 0xFFFFFF0000000FFFull)) {
+            *cr3 = c;
+            *lm_target = t;
+            return 1;
+        }
+    }
+    dl_ctx_clear_error(d->ctx);
+    return 0;
+}
+
+/* Self-referencing top table anywhere in RAM (§7.1 item 4): x64 PML4 entry
+ * pointing at its own page; PAE PDPT whose 4 entries point at the next 4
+ * pages; non-PAE PD[0x300] pointing at itself.  Any page-table page can
+ * point at itself, so a candidate must also translate the probes. */
+static int self_map_scan(dl_dump *d, const dl_paging *modes, int nmodes, const probe_set *probes, uint64_t *found)
+{
+    uint8_t page[4096];
+    for (size_t e = 0; e < d->pm.n; e++) {
+        for (uint64_t pfn = d->pm.ext[e].pfn; pfn < d->pm.ext[e].pfn + d->pm.ext[e].pages; pfn++) {
+            uint64_t pa = pfn << 12;
+            if (dl_physmem_read(&d->pm, d->ctx, pa, page, sizeof page) != DL_OK)
+                continue;
+            for (int m = 0; m < nmodes; m++) {
+                uint64_t probe = 0;
+                if (modes[m] == DL_PAGING_X64_4) {
+                    for (uint64_t i = 0x100; i < 0x200 && !probe; i++)
+                        if ((dl_le64(page + i * 8) & 0x0000FFFFFFFFF083ull) == (pa | 3))
+                            probe = 0xFFFF000000000000ull | (i << 39) | (i << 30) | (i << 21) | (i << 12);
+                } else if (modes[m] == DL_PAGING_PAE) {
+                    int ok = 1;
+                    for (uint64_t i = 0; i < 4 && ok; i++)
+                        ok = (dl_le64(page + i * 8) & 0x000FFFFFFFFFF001ull) == ((pa + 0x1000 * (i + 1)) | 1);
+                    if (ok)
+                        probe = 0xC0600000ull; /* the PD for 0xC0000000 maps itself here */
+                } else if (modes[m] == DL_PAGING_X86) {
+                    if ((dl_le32(page + 0x300 * 4) & 0xFFFFF003u) == (pa | 3))
+                        probe = 0xC0300000ull;
+                }
+                /* No self-map: a top table whose entry for an image probe is
+                 * present is worth a full walk. */
+                for (int k = 0; k < probes->n && !probe; k++) {
+                    uint64_t va = probes->va[k];
+                    if (!probes->image[k])
+                        continue;
+                    if (modes[m] == DL_PAGING_X64_4 && (dl_le64(page + ((va >> 39) & 511) * 8) & 1))
+                        probe = va;
+                    else if (modes[m] == DL_PAGING_PAE && (dl_le64(page + ((va >> 30) & 3) * 8) & 1) && !(pa & 0x1F))
+                        probe = va;
+                    else if (modes[m] == DL_PAGING_X86 && (dl_le32(page + ((va >> 22) & 1023) * 4) & 1))
+                        probe = va;
+                }
+                if (probe && cr3_works(d, modes[m], pa, probes)) {
+                    dl_vmem_init(&d->vm, &d->pm, modes[m], pa);
+                    *found = pa;
+                    return 1;
+                }
+            }
+        }
+    }
+    dl_ctx_clear_error(d->ctx);
+    return 0;
+}
+
+/* ---- the kernel ---- */
+
+/* nt's MZ at or below a kernel code address (IDT handler, LmTarget). */
+static uint64_t image_below(dl_dump *d, uint64_t va)
+{
+    for (uint64_t back = 0; back < MAX_IMAGE_BACKSCAN && va >= back; back += 0x1000) {
+        uint64_t base = (va & ~0xFFFull) - back;
+        uint8_t mz[2];
+        if (dl_vmem_read(&d->vm, d->ctx, base, mz, 2) != DL_OK || mz[0] != 'M' || mz[1] != 'Z')
+            continue;
+        dl_image img;
+        if (dl_image_load(d, base, 0, &img) == DL_OK && va - base < img.size)
+            return base;
+    }
+    dl_ctx_clear_error(d->ctx);
+    return 0;
+}
+
+/* Plain 'KDBG' blocks anywhere in RAM: their KernBase values are nt
+ * candidates (§7.2), checked later through a CR3 (MZ at the base). */
+static void kernbases_from_physical_kdbg(dl_dump *d, int bits, probe_set *p)
+{
+    uint8_t page[4096 + 0x20];
+    for (size_t e = 0; e < d->pm.n && p->n < 16; e++)
+        for (uint64_t pfn = d->pm.ext[e].pfn; pfn < d->pm.ext[e].pfn + d->pm.ext[e].pages && p->n < 16; pfn++) {
+            memset(page, 0, sizeof page);
+            if (dl_physmem_read(&d->pm, d->ctx, pfn << 12, page, 4096) != DL_OK)
+                continue;
+            dl_physmem_read(&d->pm, d->ctx, (pfn + 1) << 12, page + 4096, 0x20);
+            for (size_t off = 0x10; off + 0x10 <= 4096 + 0x10; off += 8) {
+                if (dl_le32(page + off) != 0x4742444Bu)
+                    continue;
+                uint32_t size = dl_le32(page + off + 4);
+                uint64_t kernbase = dl_leptr(page + off + 8, bits);
+                int kernel = bits == 64 ? kernbase >= 0xFFFF800000000000ull : kernbase >= 0x80000000ull && kernbase <= 0xFFFFFFFFull;
+                if (size >= 0x200 && size <= 0x1000 && size % 8 == 0 && kernel && !(kernbase & 0xFFF))
+                    add_probe(p, kernbase, 1);
+            }
+        }
+    dl_ctx_clear_error(d->ctx);
+}
+
+/* Build number from NtBuildLab ("19041.1.amd64fre..."). */
+static uint32_t build_from_lab(const char *lab)
+{
+    uint32_t b = 0;
+    for (; lab && *lab >= '0' && *lab <= '9' && b < 100000; lab++)
+        b = b * 10 + (uint32_t)(*lab - '0');
+    return b;
+}
+
+static void kernel_facts(dl_dump *d, const dl_capture_notes *notes)
+{
+    dl_info *in = &d->info;
+    uint64_t v;
+    if (dl_kdbg_member(d, KDBG_PSLOADEDMODULELIST, &v))
+        in->ps_loaded_module_list = v;
+    if (dl_kdbg_member(d, 0x50, &v))
+        in->ps_active_process_head = v;
+    if (!in->minor_version)
+        in->minor_version = build_from_lab(in->build_lab);
+    /* "…amd64fre…" / "…x86chk…": the lab string tells free from checked. */
+    if (!in->major_version && in->build_lab)
+        in->major_version = strstr(in->build_lab, "chk") ? 0xC : strstr(in->build_lab, "fre") ? 0xF : 0;
+    if (!in->processors && notes->ncpu)
+        in->processors = (uint32_t)notes->ncpu;
+    uint64_t blocks;
+    if (!in->processors && dl_kdbg_member(d, 0x218, &blocks)) {
+        /* KiProcessorBlock: one KPRCB pointer per processor, then NULLs. */
+        uint32_t n = 0;
+        uint64_t p;
+        while (n < 2048 && dl_vmem_read_ptr(&d->vm, d->ctx, in->bits, blocks + (uint64_t)n * (uint64_t)(in->bits / 8),
+                                            &p) == DL_OK && dl_kernel_va(d, p))
+            n++;
+        in->processors = n;
+    }
+    if (!in->processors) {
+        in->processors = 1;
+        dl_warn(d->ctx, "processors", "processor count not found in the capture; assuming 1");
+    }
+    dl_ctx_clear_error(d->ctx);
+}
+
+/* A fwcfg-published Windows header: the facts a dump header would give. */
+static void header_facts(dl_dump *d, const dl_capture_notes *n)
+{
+    const uint8_t *h = n->windows_header;
+    int is64 = !memcmp(h, "PAGEDU64", 8);
+    dl_info *in = &d->info;
+    in->major_version = dl_le32(h + 8);
+    in->minor_version = dl_le32(h + 12);
+    in->directory_table_base = dl_leptr(h + 0x10, is64 ? 64 : 32);
+    in->ps_loaded_module_list = dl_leptr(h + (is64 ? 0x20 : 0x18), is64 ? 64 : 32);
+    in->processors = dl_le32(h + (is64 ? 0x34 : 0x24));
+    in->kdbg_address = dl_leptr(h + (is64 ? 0x80 : 0x60), is64 ? 64 : 32);
+}
+
+dl_status dl_capture_open(dl_dump *d, dl_capture_kind kind, const dl_open_options *opts)
+{
+    dl_ctx *ctx = d->ctx;
+    dl_info *in = &d->info;
+    dl_capture_notes *notes = calloc(1, sizeof *notes);
+    if (!notes)
+        return dl_fail(ctx, DL_ECORRUPT, "out of memory");
+    uint16_t machine = 0;
+    dl_status st = DL_OK;
+    dl_physmem_init(&d->pm, d->src);
+    if (kind == DL_CAP_RAW) {
+        in->input = d->src->path && has_suffix(d->src->path, ".vmem") ? "vmem" : "raw";
+        if (!strcmp(in->input, "vmem"))
+            dl_warn(ctx, "vmem-flat", "VMware state file (.vmss/.vmsn) not read: the .vmem is read as flat memory, "
+                    "which is wrong above a region gap");
+        st = dl_physmem_add(&d->pm, ctx, 0, d->src->size >> 12, 0);
+    } else {
+#ifdef HAVE_LIBKDUMPFILE
+        const char *path = d->src->path;
+        char rebuilt[4096];
+        int temporary = 0;
+        if (in->wrapper || !path) {
+            free(notes);
+            return dl_fail(ctx, DL_EUNSUPPORTED, "a compressed-wrapped ELF/kdump capture: unpack it first");
+        }
+        if (kind == DL_CAP_FLAT) {
+            in->input = "kdump-flattened";
+            st = dl_flattened_rebuild(d, d->src, opts, rebuilt, sizeof rebuilt, &temporary);
+            if (st == DL_OK && temporary)
+                d->temp_file = strdup(rebuilt);
+            path = rebuilt;
+        } else {
+            in->input = kind == DL_CAP_ELF ? "elf" : "kdump";
+        }
+        dl_source *phys = NULL;
+        if (st == DL_OK)
+            st = dl_kdump_phys_open(d, path, &phys);
+        if (st == DL_OK) {
+            if (kind == DL_CAP_ELF) {
+                elf_notes(d, notes, &machine);
+            } else {
+                dl_source *kf = NULL;
+                if (dl_source_open_file(ctx, path, &kf) == DL_OK) {
+                    kdump_notes(d, kf, notes);
+                    dl_source_close(kf);
+                }
+            }
+            /* The physical address space is what the analyses read from now. */
+            d->phys_src = phys;
+            d->pm.src = phys;
+        }
+#else
+        (void)opts;
+        free(notes);
+        return dl_fail(ctx, DL_EUNSUPPORTED, "%s capture: this build has no libkdumpfile",
+                       kind == DL_CAP_ELF ? "ELF core" : "kdump-compressed");
+#endif
+    }
+    if (st == DL_OK)
+        st = dl_physmem_finish(&d->pm, ctx);
+    if (st != DL_OK) {
+        free(notes);
+        return st;
+    }
+    in->has_physical_map = 1;
+    in->pages_present = d->pm.pages_present;
+    in->has_bugcheck = 0; /* a running guest */
+
+    /* Paging modes to try: the ELF machine narrows them. */
+    dl_paging modes[3];
+    int nmodes = 0;
+    if (machine != 3)
+        modes[nmodes++] = DL_PAGING_X64_4;
+    if (machine != 62) {
+        modes[nmodes++] = DL_PAGING_PAE;
+        modes[nmodes++] = DL_PAGING_X86;
+    }
+    probe_set probes = {{0}, {0}, 0};
+    add_probe(&probes, KUSER_X64, 0);
+    add_probe(&probes, KUSER_X86, 0);
+    for (int i = 0; i < notes->ncpu; i++)
+        add_probe(&probes, notes->cpu[i].idt_base, 0);
+    int found = 0;
+    if (notes->windows_header_len) {
+        header_facts(d, notes);
+        add_probe(&probes, in->kdbg_address, 0);
+        if ((found = set_cr3(d, modes, nmodes, in->directory_table_base, &probes)))
+            d->cr3_from = "vmcoreinfo";
+    }
+    uint64_t lm_target = 0, cr3 = 0;
+    int have_stub = machine != 3 && low_stub(d, &cr3, &lm_target);
+    add_probe(&probes, lm_target, 0);
+    for (int round = 0; round < 2 && !found; round++) {
+        /* Second round: nt bases from plain KDBG blocks in RAM join the probes
+         * (a guest need not map what the first round tries). */
+        if (round == 1)
+            for (int b = 64; b >= 32; b -= 32)
+                kernbases_from_physical_kdbg(d, b, &probes);
+        /* vCPUs in kernel mode first (CS RPL 0 or GS base in kernel space): a
+         * vCPU in user mode holds a process CR3 that may map no kernel. */
+        for (int pass = 0; pass < 2 && !found; pass++)
+            for (int i = 0; i < notes->ncpu && !found; i++) {
+                const dl_vcpu *c = &notes->cpu[i];
+                int kernel = (c->cs & 3) == 0 || (c->gs_base >> 63);
+                if (kernel != (pass == 0))
+                    continue;
+                if ((found = set_cr3(d, modes, nmodes, c->cr3, &probes)))
+                    d->cr3_from = "qemu-note";
+            }
+        if (!found && have_stub && (found = set_cr3(d, modes, nmodes, cr3, &probes)))
+            d->cr3_from = "low-stub";
+        if (!found && round == 1 && self_map_scan(d, modes, nmodes, &probes, &cr3)) {
+            found = 1;
+            in->directory_table_base = cr3;
+            d->cr3_from = "self-map-scan";
+        }
+    }
+    if (!found) {
+        free(notes);
+        return dl_fail(ctx, DL_ECORRUPT, "no Windows kernel found in this %s image: no CR3 candidate translates "
+                       "kernel addresses", in->input);
+    }
+    in->arch = d->vm.mode == DL_PAGING_X86 ? DL_ARCH_X86 : d->vm.mode == DL_PAGING_PAE ? DL_ARCH_X86_PAE : DL_ARCH_X64;
+    in->bits = in->arch == DL_ARCH_X64 ? 64 : 32;
+    in->pae_enabled = in->arch == DL_ARCH_X86_PAE;
+
+    /* nt: from the IDT of a kernel-mode vCPU, the low stub, or a plain KDBG. */
+    for (int i = 0; i < notes->ncpu && !d->nt_base_hint; i++) {
+        uint8_t gate[16];
+        uint64_t idt = notes->cpu[i].idt_base;
+        if (!idt || dl_vmem_read(&d->vm, ctx, idt, gate, in->bits == 64 ? 16 : 8) != DL_OK)
+            continue;
+        uint64_t handler = (uint64_t)dl_le16(gate) | ((uint64_t)dl_le16(gate + 6) << 16);
+        if (in->bits == 64)
+            handler |= (uint64_t)dl_le32(gate + 8) << 32;
+        if (dl_kernel_va(d, handler))
+            d->nt_base_hint = image_below(d, handler);
+    }
+    if (!d->nt_base_hint && lm_target)
+        d->nt_base_hint = image_below(d, lm_target);
+    for (int i = 0; i < probes.n && !d->nt_base_hint; i++) {
+        uint8_t mz[2];
+        if (probes.image[i] && dl_vmem_read(&d->vm, ctx, probes.va[i], mz, 2) == DL_OK && mz[0] == 'M' && mz[1] == 'Z')
+            d->nt_base_hint = probes.va[i];
+    }
+    if (!in->processors && notes->ncpu)
+        in->processors = (uint32_t)notes->ncpu;
+    dl_ctx_clear_error(ctx);
+    free(notes);
+    return DL_OK;
+}
+
+void dl_capture_finish(dl_dump *d)
+{
+    static const dl_capture_notes none;
+    kernel_facts(d, &none);
+}
