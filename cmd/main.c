@@ -155,8 +155,6 @@ int main(int argc, char **argv)
     }
     if (!npaths)
         return usage_error("no DUMP given%s", "");
-    if (o.raw_input)
-        return usage_error("--input raw is not supported by this build yet%s", "");
 
     dl_ctx *tctx = dl_ctx_new();
     if (!tctx || dl_tagdb_load(tctx, o.pooltag, &o.tagdb) != DL_OK) {
