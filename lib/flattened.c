@@ -26,6 +26,12 @@ static uint64_t be64(const uint8_t *p)
     return v;
 }
 
+static int cmp_range(const void *a, const void *b)
+{
+    const uint64_t *x = a, *y = b;
+    return x[0] < y[0] ? -1 : x[0] > y[0];
+}
+
 static dl_status rebuild(dl_dump *d, dl_source *flat, FILE *out)
 {
     dl_ctx *ctx = d->ctx;
@@ -50,13 +56,6 @@ static dl_status rebuild(dl_dump *d, dl_source *flat, FILE *out)
                          (unsigned long long)(at - 16), (unsigned long long)off, (unsigned long long)size);
             break;
         }
-        for (size_t i = 0; i < ndone; i++)
-            if (off < done[i][1] && done[i][0] < off + size) {
-                st = dl_fail(ctx, DL_ECORRUPT, "flattened records overlap at file offset 0x%llx", (unsigned long long)off);
-                break;
-            }
-        if (st != DL_OK)
-            break;
         if (ndone == cap) {
             cap = cap ? cap * 2 : 1024;
             void *n = realloc(done, cap * sizeof *done);
@@ -66,10 +65,10 @@ static dl_status rebuild(dl_dump *d, dl_source *flat, FILE *out)
             }
             done = n;
         }
-        /* Neighbouring records merge, keeping the overlap check cheap. */
+        /* Neighbouring records merge; overlaps are checked once at the end. */
         if (ndone && done[ndone - 1][1] == off)
             done[ndone - 1][1] = off + size;
-        else
+        else if (size)
             done[ndone][0] = off, done[ndone][1] = off + size, ndone++;
         if (fseeko(out, (off_t)off, SEEK_SET)) {
             st = dl_fail(ctx, DL_ECORRUPT, "cannot write the rebuilt capture");
@@ -84,6 +83,13 @@ static dl_status rebuild(dl_dump *d, dl_source *flat, FILE *out)
         at += size;
         if (d->progress)
             d->progress(d->progress_arg, "rebuilding flattened capture", at, flat->size);
+    }
+    if (st == DL_OK) {
+        qsort(done, ndone, sizeof *done, cmp_range);
+        for (size_t i = 1; i < ndone && st == DL_OK; i++)
+            if (done[i][0] < done[i - 1][1])
+                st = dl_fail(ctx, DL_ECORRUPT, "flattened records overlap at file offset 0x%llx",
+                             (unsigned long long)done[i][0]);
     }
     free(done);
     return st;

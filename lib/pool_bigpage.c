@@ -128,6 +128,9 @@ static int better(const big_choice *a, const big_choice *b)
 
 /* Tables larger than this are not read whole to count entries in use. */
 #define MAX_COUNTED_BYTES (64u << 20)
+/* Full validations per search: a crafted window of plausible pointers and
+ * sizes must not make the work grow with their product. */
+#define MAX_FULL_CHECKS 256
 
 dl_status dl_pool_bigpages(dl_dump *d, dl_bigpool *big)
 {
@@ -155,6 +158,7 @@ dl_status dl_pool_bigpages(dl_dump *d, dl_bigpool *big)
         }
     }
     big_choice best = {0};
+    int checks = 0;
     for (uint64_t a = w.va; a + (uint64_t)step <= w.va + w.len; a += (uint64_t)step) {
         uint64_t table;
         if (!dl_window_ptr(&w, a, bits, &table) || !dl_kernel_va(d, table) || (table & (DL_PAGE_SIZE - 1)) ||
@@ -164,7 +168,7 @@ dl_status dl_pool_bigpages(dl_dump *d, dl_bigpool *big)
             /* Cheap first look at the smallest plausible table. */
             if (table_score(d, table, MIN_ENTRIES, cand[c], 0) < 900)
                 continue;
-            for (int k = 0; k < nsizes; k++) {
+            for (int k = 0; k < nsizes && checks < MAX_FULL_CHECKS; k++, checks++) {
                 big_choice x = {table, sizes[k], 0, cand[c], table_score(d, table, sizes[k], cand[c], 1), 0, 0};
                 if (x.score < 900)
                     continue;

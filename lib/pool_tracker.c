@@ -314,8 +314,21 @@ static void add_counts(dl_pool_counts *a, const dl_pool_counts *b)
 
 /* Expansion table (§2.6): a (pointer, count) pair near &PoolTrackTable whose
  * entries hold printable keys absent from the hashed table. */
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 static void find_expansion(tracker_ctx *t, dl_pool *pool, const dl_window *global, uint32_t slots)
 {
+    /* The hashed table's keys, sorted: "absent from the hashed table" is a search. */
+    uint32_t *keys = malloc((size_t)slots * sizeof *keys);
+    if (!keys)
+        return;
+    for (uint32_t j = 0; j < slots; j++)
+        keys[j] = dl_le32(global->data + (uint64_t)j * t->L->size);
+    qsort(keys, slots, sizeof *keys, cmp_u32);
     int step = t->bits / 8;
     dl_window w;
     if (dl_window_read(t->d, t->table_at - NEAR_WINDOW, 2 * NEAR_WINDOW, &w) != DL_OK)
@@ -331,9 +344,7 @@ static void find_expansion(tracker_ctx *t, dl_pool *pool, const dl_window *globa
         int valid = e.present_bytes == e.len;
         for (uint64_t i = 0; i < n && valid; i++) {
             uint32_t key = dl_le32(e.data + i * t->L->size);
-            valid = key && dl_printable_tag(key);
-            for (uint32_t j = 0; j < slots && valid; j++)
-                valid = dl_le32(global->data + (uint64_t)j * t->L->size) != key;
+            valid = key && dl_printable_tag(key) && !bsearch(&key, keys, slots, sizeof *keys, cmp_u32);
         }
         if (valid) {
             for (uint64_t i = 0; i < n; i++) {
@@ -345,11 +356,13 @@ static void find_expansion(tracker_ctx *t, dl_pool *pool, const dl_window *globa
             pool->expansion_entries = (uint32_t)n;
             dl_window_free(&e);
             dl_window_free(&w);
+            free(keys);
             return;
         }
         dl_window_free(&e);
     }
     dl_window_free(&w);
+    free(keys);
     dl_warn(t->d->ctx, "tracker-expansion", "hashed tracker table full; expansion table not located — some tags missing");
 }
 
@@ -445,6 +458,14 @@ dl_status dl_pool_tracker(dl_dump *d, dl_pool *pool)
             break;
         }
     }
+    /* The tables are charged to 'Pool' (§2.8 step 6c): a smaller charge
+     * means the size is doubtful (checked, not enforced: 32-bit counters wrap). */
+    uint64_t need = ((uint64_t)entries * size + DL_PAGE_SIZE - 1) & ~(uint64_t)(DL_PAGE_SIZE - 1);
+    for (size_t i = 0; t.bits == 32 && i < pool->ntags; i++)
+        if (!pool->tags[i].overflow && pool->tags[i].key == 0x6C6F6F50u && pool->tags[i].nonpaged.bytes < need)
+            dl_warn(ctx, "tracker-size-unconfirmed", "the 'Pool' tag holds %llu bytes, less than the %llu of a "
+                    "tracker table of %u entries", (unsigned long long)pool->tags[i].nonpaged.bytes,
+                    (unsigned long long)need, entries);
     if (global.present_bytes < global.len)
         dl_warn(ctx, "tracker-partial", "part of the tracker table at 0x%llx is absent from the dump",
                 (unsigned long long)t.table);
