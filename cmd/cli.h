@@ -56,6 +56,10 @@ typedef struct tag_view {
  * limited by --top (default_top when --top is not given; 0 = all). */
 int select_tags(const options *o, const dl_pool *pool, int default_top, tag_view *out);
 long long counts_diff(const dl_pool_counts *c);
+/* Big-page entries selected by --free, --tag and --top, in table order. */
+int select_bigpool(const options *o, const dl_bigpool *b, tag_view *out);
+/* "nonpaged", "paged", "nonpaged-nx" or NULL. */
+const char *pool_type_name(dl_pool_type t);
 
 void print_vm(FILE *out, const dl_vm *vm);
 void print_suspects(FILE *out, const options *o, const result *r);

@@ -221,31 +221,17 @@ static json_t *pool_obj(const options *o, const dl_pool *pool)
     return p;
 }
 
-static const char *pool_type_name(dl_pool_type t)
-{
-    switch (t) {
-    case DL_POOL_NONPAGED:
-        return "nonpaged";
-    case DL_POOL_PAGED:
-        return "paged";
-    case DL_POOL_NONPAGED_NX:
-        return "nonpaged-nx";
-    default:
-        return NULL;
-    }
-}
-
 static json_t *bigpool_obj(const options *o, const dl_bigpool *b)
 {
     if (!b)
         return json_null();
     json_t *obj = json_object(), *arr = json_array();
-    for (size_t i = 0; i < b->n; i++) {
-        const dl_bigpool_entry *e = &b->entries[i];
+    tag_view v;
+    select_bigpool(o, b, &v);
+    for (size_t i = 0; i < v.n; i++) {
+        const dl_bigpool_entry *e = &b->entries[v.idx[i]];
         char t[17];
         dl_format_tag(e->key, t);
-        if ((e->free && !o->free_entries) || (o->tag && !dl_tag_match(o->tag, t)))
-            continue;
         json_t *x = json_object();
         json_object_set_new(x, "va", hex(e->va));
         json_object_set_new(x, "tag", json_string(t));
@@ -254,6 +240,7 @@ static json_t *bigpool_obj(const options *o, const dl_bigpool *b)
         json_object_set_new(x, "free", json_boolean(e->free));
         json_array_append_new(arr, x);
     }
+    free(v.idx);
     json_object_set_new(obj, "entries", arr);
     return obj;
 }

@@ -83,3 +83,36 @@ int select_tags(const options *o, const dl_pool *pool, int default_top, tag_view
         out->n = (size_t)top;
     return 1;
 }
+
+int select_bigpool(const options *o, const dl_bigpool *b, tag_view *out)
+{
+    out->n = 0;
+    out->idx = malloc((b->n ? b->n : 1) * sizeof *out->idx);
+    if (!out->idx)
+        return 0;
+    for (size_t i = 0; i < b->n; i++) {
+        const dl_bigpool_entry *e = &b->entries[i];
+        char t[17];
+        dl_format_tag(e->key, t);
+        if ((e->free && !o->free_entries) || (o->tag && !dl_tag_match(o->tag, t)))
+            continue;
+        if (o->top > 0 && out->n == (size_t)o->top)
+            break;
+        out->idx[out->n++] = i;
+    }
+    return 1;
+}
+
+const char *pool_type_name(dl_pool_type t)
+{
+    switch (t) {
+    case DL_POOL_NONPAGED:
+        return "nonpaged";
+    case DL_POOL_PAGED:
+        return "paged";
+    case DL_POOL_NONPAGED_NX:
+        return "nonpaged-nx";
+    default:
+        return NULL;
+    }
+}

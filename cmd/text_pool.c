@@ -130,21 +130,15 @@ void print_bigpool(FILE *out, const options *o, const dl_bigpool *b)
     fprintf(out, "\nBig pool allocations (table at 0x%llx, %llu entries):\n %-18s %-4s %12s  %-12s %s\n",
             (unsigned long long)b->table_va, (unsigned long long)b->table_entries, "Address", "Tag", "Bytes", "Pool",
             "State");
-    size_t shown = 0;
-    for (size_t i = 0; i < b->n; i++) {
-        const dl_bigpool_entry *e = &b->entries[i];
+    tag_view v;
+    select_bigpool(o, b, &v);
+    for (size_t i = 0; i < v.n; i++) {
+        const dl_bigpool_entry *e = &b->entries[v.idx[i]];
         char t[17];
         dl_format_tag(e->key, t);
-        if ((e->free && !o->free_entries) || (o->tag && !dl_tag_match(o->tag, t)))
-            continue;
-        if (o->top > 0 && shown == (size_t)o->top)
-            break;
-        const char *pool = e->pool == DL_POOL_NONPAGED ? "nonpaged"
-                           : e->pool == DL_POOL_PAGED  ? "paged"
-                           : e->pool == DL_POOL_NONPAGED_NX ? "nonpaged-nx"
-                                                            : "-";
+        const char *pool = pool_type_name(e->pool);
         fprintf(out, " %-18llx %-4s %12llu  %-12s %s\n", (unsigned long long)e->va, t, (unsigned long long)e->bytes,
-                pool, e->free ? "free" : "in use");
-        shown++;
+                pool ? pool : "-", e->free ? "free" : "in use");
     }
+    free(v.idx);
 }

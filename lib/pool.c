@@ -1,5 +1,5 @@
 /* Public entry points of the pool analyses; each result is computed once
- * and kept on the dump. */
+ * and kept on the dump, with its status. */
 #include <stdlib.h>
 
 #include "ctx.h"
@@ -18,101 +18,109 @@ static dl_status no_pool_data(dl_dump *d)
     return DL_OK;
 }
 
-dl_status dl_get_pool(dl_dump *d, const dl_pool **out)
+/* One analysis: where its result lives, how to compute and discard it. */
+typedef struct analysis {
+    void **slot;
+    dl_status *status;
+    size_t size;
+    dl_status (*compute)(dl_dump *d, void *out);
+    void (*discard)(void *out);
+    const char *code, *what;
+} analysis;
+
+static dl_status run_once(dl_dump *d, const analysis *a)
 {
-    *out = NULL;
-    if (d->pool || d->pool_status) {
-        *out = d->pool;
-        return d->pool_status;
-    }
+    if (*a->slot || *a->status)
+        return *a->status;
     dl_status st = no_pool_data(d);
     if (st == DL_OK) {
-        dl_pool *p = calloc(1, sizeof *p);
-        if (!p)
+        void *r = calloc(1, a->size);
+        if (!r)
             return dl_fail(d->ctx, DL_ECORRUPT, "out of memory");
-        st = dl_pool_tracker(d, p);
+        st = a->compute(d, r);
         if (st == DL_OK) {
-            for (size_t i = 0; i < p->ntags; i++) {
-                const dl_pool_tag *t = &p->tags[i];
-                p->total_nonpaged.allocs += t->nonpaged.allocs, p->total_nonpaged.frees += t->nonpaged.frees;
-                p->total_nonpaged.bytes += t->nonpaged.bytes;
-                p->total_paged.allocs += t->paged.allocs, p->total_paged.frees += t->paged.frees;
-                p->total_paged.bytes += t->paged.bytes;
-            }
-            dl_warn(d->ctx, "session-pool", "session pool not included (win32k GDI/USER tags missing)");
-            d->pool = p;
+            *a->slot = r;
         } else {
-            dl_warn(d->ctx, "pool-unavailable", "pool tag data unavailable: %s", dl_ctx_error(d->ctx));
-            free(p->tags);
-            free(p);
+            dl_warn(d->ctx, a->code, "%s unavailable: %s", a->what, dl_ctx_error(d->ctx));
+            a->discard(r);
             st = DL_PARTIAL;
         }
     }
-    d->pool_status = st;
+    *a->status = st;
+    return st;
+}
+
+static dl_status compute_pool(dl_dump *d, void *out)
+{
+    dl_pool *p = out;
+    dl_status st = dl_pool_tracker(d, p);
+    if (st != DL_OK)
+        return st;
+    for (size_t i = 0; i < p->ntags; i++) {
+        const dl_pool_tag *t = &p->tags[i];
+        p->total_nonpaged.allocs += t->nonpaged.allocs, p->total_nonpaged.frees += t->nonpaged.frees;
+        p->total_nonpaged.bytes += t->nonpaged.bytes;
+        p->total_paged.allocs += t->paged.allocs, p->total_paged.frees += t->paged.frees;
+        p->total_paged.bytes += t->paged.bytes;
+    }
+    dl_warn(d->ctx, "session-pool", "session pool not included (win32k GDI/USER tags missing)");
+    return DL_OK;
+}
+
+static void discard_pool(void *p)
+{
+    if (p)
+        free(((dl_pool *)p)->tags);
+    free(p);
+}
+
+static dl_status compute_bigpool(dl_dump *d, void *out)
+{
+    return dl_pool_bigpages(d, out);
+}
+
+static void discard_bigpool(void *b)
+{
+    if (b)
+        free(((dl_bigpool *)b)->entries);
+    free(b);
+}
+
+static dl_status compute_vm(dl_dump *d, void *out)
+{
+    return dl_vm_summary(d, out);
+}
+
+dl_status dl_get_pool(dl_dump *d, const dl_pool **out)
+{
+    analysis a = {(void **)&d->pool, &d->pool_status, sizeof(dl_pool), compute_pool, discard_pool,
+                  "pool-unavailable", "pool tag data"};
+    dl_status st = run_once(d, &a);
     *out = d->pool;
     return st;
 }
 
 dl_status dl_get_bigpool(dl_dump *d, const dl_bigpool **out)
 {
-    *out = NULL;
-    if (d->bigpool || d->bigpool_status) {
-        *out = d->bigpool;
-        return d->bigpool_status;
-    }
-    dl_status st = no_pool_data(d);
-    if (st == DL_OK) {
-        dl_bigpool *b = calloc(1, sizeof *b);
-        if (!b)
-            return dl_fail(d->ctx, DL_ECORRUPT, "out of memory");
-        st = dl_pool_bigpages(d, b);
-        if (st == DL_OK) {
-            d->bigpool = b;
-        } else {
-            dl_warn(d->ctx, "bigpool-unavailable", "big-page table unavailable: %s", dl_ctx_error(d->ctx));
-            free(b->entries);
-            free(b);
-            st = DL_PARTIAL;
-        }
-    }
-    d->bigpool_status = st;
+    analysis a = {(void **)&d->bigpool, &d->bigpool_status, sizeof(dl_bigpool), compute_bigpool, discard_bigpool,
+                  "bigpool-unavailable", "big-page table"};
+    dl_status st = run_once(d, &a);
     *out = d->bigpool;
     return st;
 }
 
 dl_status dl_get_vm(dl_dump *d, const dl_vm **out)
 {
-    *out = NULL;
-    if (d->vm_summary || d->vm_status) {
-        *out = d->vm_summary;
-        return d->vm_status;
-    }
-    dl_status st = no_pool_data(d);
-    if (st == DL_OK) {
-        dl_vm *v = calloc(1, sizeof *v);
-        if (!v)
-            return dl_fail(d->ctx, DL_ECORRUPT, "out of memory");
-        st = dl_vm_summary(d, v);
-        if (st == DL_OK) {
-            d->vm_summary = v;
-        } else {
-            dl_warn(d->ctx, "vm-unavailable", "vm summary unavailable: %s", dl_ctx_error(d->ctx));
-            free(v);
-            st = DL_PARTIAL;
-        }
-    }
-    d->vm_status = st;
+    analysis a = {(void **)&d->vm_summary, &d->vm_status, sizeof(dl_vm), compute_vm, free, "vm-unavailable",
+                  "vm summary"};
+    dl_status st = run_once(d, &a);
     *out = d->vm_summary;
     return st;
 }
 
 void dl_pool_results_free(dl_dump *d)
 {
-    if (d->pool)
-        free(d->pool->tags);
-    free(d->pool);
-    if (d->bigpool)
-        free(d->bigpool->entries);
-    free(d->bigpool);
+    discard_pool(d->pool);
+    discard_bigpool(d->bigpool);
     free(d->vm_summary);
 }
