@@ -13,8 +13,13 @@ static const char usage[] =
     "         --free -j N --input raw --no-cache --help --version\n"
     "See dumpleak(1).\n";
 
-static int usage_error(const char *fmt, const char *arg)
+/* Prints the reason and the usage summary; releases what main holds. */
+static int usage_error_free(void *held, const char *fmt, const char *arg);
+#define usage_error(...) usage_error_free(paths, __VA_ARGS__)
+
+static int usage_error_free(void *held, const char *fmt, const char *arg)
 {
+    free(held);
     fprintf(stderr, "dumpleak: ");
     fprintf(stderr, fmt, arg);
     fprintf(stderr, "\n%s", usage);

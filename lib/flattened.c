@@ -85,7 +85,8 @@ static dl_status rebuild(dl_dump *d, dl_source *flat, FILE *out)
             d->progress(d->progress_arg, "rebuilding flattened capture", at, flat->size);
     }
     if (st == DL_OK) {
-        qsort(done, ndone, sizeof *done, cmp_range);
+        if (ndone > 1)
+            qsort(done, ndone, sizeof *done, cmp_range);
         for (size_t i = 1; i < ndone && st == DL_OK; i++)
             if (done[i][0] < done[i - 1][1])
                 st = dl_fail(ctx, DL_ECORRUPT, "flattened records overlap at file offset 0x%llx",

@@ -157,7 +157,8 @@ int dl_zcache_load(const char *path, const dl_zkey *key, uint64_t file_size, dl_
             ok = 0;
             break;
         }
-        memcpy(p->wz, buf + at, p->wlen);
+        if (p->wlen)
+            memcpy(p->wz, buf + at, p->wlen);
         at += p->wlen;
     }
     ok = ok && at == end;
@@ -200,7 +201,8 @@ void dl_zcache_save(const char *path, const dl_zkey *key, const dl_zindex *ix)
         put32(b + 56, p->wraw);
         put32(b + 60, p->wlen);
         b += POINT_BYTES + 4;
-        memcpy(b, p->wz, p->wlen);
+        if (p->wlen)
+            memcpy(b, p->wz, p->wlen);
         b += p->wlen;
     }
     put32(b, (uint32_t)crc32(0, buf, (uInt)(len - 4)));

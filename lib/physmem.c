@@ -58,7 +58,8 @@ static int cmp_extent(const void *a, const void *b)
 
 dl_status dl_physmem_finish(dl_physmem *pm, dl_ctx *ctx)
 {
-    qsort(pm->ext, pm->n, sizeof *pm->ext, cmp_extent);
+    if (pm->n > 1)
+        qsort(pm->ext, pm->n, sizeof *pm->ext, cmp_extent);
     /* Overlaps never come from Windows: keep the first description of a
      * page and drop the later one, with a warning (dump-format §3.3 #5). */
     for (size_t i = 1; i < pm->n; i++) {

@@ -405,7 +405,8 @@ static void rank(dl_suspect *s)
         int strong = c->code_hits > 0 || c->score >= 120, medium = c->score >= 40;
         c->confidence = strong ? "high" : medium ? "medium" : "low";
     }
-    qsort(s->candidates, s->ncandidates, sizeof *s->candidates, by_score);
+    if (s->ncandidates > 1)
+        qsort(s->candidates, s->ncandidates, sizeof *s->candidates, by_score);
 }
 
 /* The top tags of each pool, by bytes. */
