@@ -29,7 +29,7 @@ BIN := $(BUILD)/dumpleak
 TEST_SRC := $(wildcard tests/unit/*.c)
 TEST_BIN := $(BUILD)/unit-tests
 
-DEB_PKGS := zlib1g-dev libkdumpfile-dev libcriterion-dev libjansson-dev pkg-config
+DEB_PKGS := zlib1g-dev libkdumpfile-dev libcriterion-dev libjansson-dev pkg-config gzip makedumpfile
 SAMPLE := testdata/sample-x64-19041.dmp.gz
 
 .PHONY: all deps check demo install clean unit cli-tests format
@@ -63,8 +63,15 @@ $(MATRIX)/index.json: $(wildcard tests/forge/*.py)
 unit: $(TEST_BIN) $(MATRIX)/index.json
 	DUMPLEAK_MATRIX=$(MATRIX) ./$(TEST_BIN) --jobs 2
 
-cli-tests: $(BIN) $(MATRIX)/index.json
+# Hypervisor captures (ELF, kdump, flattened, raw) of forged dumps.
+CAPTURES := $(BUILD)/captures
+$(CAPTURES)/index.json: $(wildcard tests/forge/*.py)
+	rm -rf $(CAPTURES) && mkdir -p $(CAPTURES)
+	python3 tests/forge/capture.py --matrix $(CAPTURES)
+
+cli-tests: $(BIN) $(MATRIX)/index.json $(CAPTURES)/index.json
 	python3 tests/cli/check_cli.py --bin $(BIN) --matrix $(MATRIX) --testdata testdata
+	python3 tests/cli/check_cli.py --bin $(BIN) --matrix $(CAPTURES) --testdata /nonexistent
 
 check: deps
 	$(MAKE) unit cli-tests

@@ -45,9 +45,13 @@ dl_capture_kind dl_capture_detect(dl_source *src, const char *path, const dl_ope
 }
 
 /* ---- the ELF and kdump containers: where the notes are ---- */
+#ifdef HAVE_LIBKDUMPFILE
 
-static void elf_notes(dl_dump *d, dl_capture_notes *notes, uint16_t *machine)
+/* Notes, machine, and the physical ranges whose PT_LOAD data lies past the
+ * end of the file (libkdumpfile would read them as zeros, or fault). */
+static void elf_notes(dl_dump *d, dl_capture_notes *notes, uint16_t *machine, uint64_t lost[][2], int *nlost)
 {
+    *nlost = 0;
     uint8_t e[64];
     if (dl_source_read(d->src, d->ctx, 0, e, sizeof e) != DL_OK)
         return;
@@ -61,6 +65,17 @@ static void elf_notes(dl_dump *d, dl_capture_notes *notes, uint16_t *machine)
         uint8_t p[56];
         if (dl_source_read(d->src, d->ctx, phoff + (uint64_t)i * phentsize, p, is64 ? 56 : 32) != DL_OK)
             break;
+        if (dl_le32(p) == 1 /* PT_LOAD */) {
+            uint64_t off = is64 ? dl_le64(p + 8) : dl_le32(p + 4), pa = is64 ? dl_le64(p + 24) : dl_le32(p + 12);
+            uint64_t filesz = is64 ? dl_le64(p + 32) : dl_le32(p + 16), size = d->src->size;
+            if (filesz && (off > size || filesz > size - off) && *nlost < 64) {
+                uint64_t kept = off < size ? size - off : 0;
+                lost[*nlost][0] = (pa + kept) >> 12; /* a partly kept page is lost too */
+                lost[*nlost][1] = (pa + filesz + 0xFFF) >> 12;
+                (*nlost)++;
+            }
+            continue;
+        }
         if (dl_le32(p) != 4 /* PT_NOTE */)
             continue;
         uint64_t off = is64 ? dl_le64(p + 8) : dl_le32(p + 4);
@@ -91,6 +106,8 @@ static void kdump_notes(dl_dump *d, dl_source *src, dl_capture_notes *notes)
     }
     dl_ctx_clear_error(d->ctx);
 }
+
+#endif
 
 /* ---- CR3 ---- */
 
@@ -139,6 +156,40 @@ static int set_cr3(dl_dump *d, const dl_paging *modes, int nmodes, uint64_t cr3,
     return 0;
 }
 
+static int vcpu_in_kernel(const dl_vcpu *c)
+{
+    return (c->cs & 3) == 0 || (c->gs_base >> 63);
+}
+
+/* A top table with present entries for kernel space, pointing into RAM:
+ * enough for a CR3 a vCPU in kernel mode was using. */
+static int set_cr3_by_shape(dl_dump *d, const dl_paging *modes, int nmodes, uint64_t cr3)
+{
+    for (int m = 0; m < nmodes; m++) {
+        dl_vmem vm;
+        dl_vmem_init(&vm, &d->pm, modes[m], cr3);
+        int esize = modes[m] == DL_PAGING_X86 ? 4 : 8;
+        int first = modes[m] == DL_PAGING_X86 ? 512 : modes[m] == DL_PAGING_PAE ? 2 : 256;
+        int last = modes[m] == DL_PAGING_X86 ? 1024 : modes[m] == DL_PAGING_PAE ? 4 : 512;
+        int kernel = 0;
+        for (int i = first; i < last; i++) {
+            uint8_t b[8];
+            if (dl_physmem_read(&d->pm, d->ctx, vm.root + (uint64_t)i * (uint64_t)esize, b, (size_t)esize) != DL_OK)
+                break;
+            uint64_t e = esize == 8 ? dl_le64(b) : dl_le32(b);
+            uint64_t next = esize == 8 ? e & 0x000FFFFFFFFFF000ull : e & 0xFFFFF000ull;
+            kernel += (e & 1) && dl_physmem_has(&d->pm, next >> 12);
+        }
+        dl_ctx_clear_error(d->ctx);
+        if (kernel) {
+            d->vm = vm;
+            d->info.directory_table_base = cr3;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* x64 low stub (PROCESSOR_START_BLOCK) in the first MiB (§7.1 item 3). */
 static int low_stub(dl_dump *d, uint64_t *cr3, uint64_t *lm_target)
 {
@@ -177,9 +228,11 @@ static int self_map_scan(dl_dump *d, const dl_paging *modes, int nmodes, const p
                         if ((dl_le64(page + i * 8) & 0x0000FFFFFFFFF083ull) == (pa | 3))
                             probe = 0xFFFF000000000000ull | (i << 39) | (i << 30) | (i << 21) | (i << 12);
                 } else if (modes[m] == DL_PAGING_PAE) {
+                    /* PDPTEs have reserved bits (1, 2, 5-8, 63) that a page
+                     * directory's entries set: they must be clear here. */
                     int ok = 1;
                     for (uint64_t i = 0; i < 4 && ok; i++)
-                        ok = (dl_le64(page + i * 8) & 0x000FFFFFFFFFF001ull) == ((pa + 0x1000 * (i + 1)) | 1);
+                        ok = (dl_le64(page + i * 8) & 0x800FFFFFFFFFF1E7ull) == ((pa + 0x1000 * (i + 1)) | 1);
                     if (ok)
                         probe = 0xC0600000ull; /* the PD for 0xC0000000 maps itself here */
                 } else if (modes[m] == DL_PAGING_X86) {
@@ -316,6 +369,8 @@ dl_status dl_capture_open(dl_dump *d, dl_capture_kind kind, const dl_open_option
     if (!notes)
         return dl_fail(ctx, DL_ECORRUPT, "out of memory");
     uint16_t machine = 0;
+    uint64_t lost[64][2];
+    int nlost = 0;
     dl_status st = DL_OK;
     dl_physmem_init(&d->pm, d->src);
     if (kind == DL_CAP_RAW) {
@@ -347,7 +402,7 @@ dl_status dl_capture_open(dl_dump *d, dl_capture_kind kind, const dl_open_option
             st = dl_kdump_phys_open(d, path, &phys);
         if (st == DL_OK) {
             if (kind == DL_CAP_ELF) {
-                elf_notes(d, notes, &machine);
+                elf_notes(d, notes, &machine, lost, &nlost);
             } else {
                 dl_source *kf = NULL;
                 if (dl_source_open_file(ctx, path, &kf) == DL_OK) {
@@ -372,6 +427,11 @@ dl_status dl_capture_open(dl_dump *d, dl_capture_kind kind, const dl_open_option
         free(notes);
         return st;
     }
+    for (int i = 0; i < nlost; i++)
+        dl_physmem_cut(&d->pm, lost[i][0], lost[i][1] - lost[i][0]);
+    if (nlost)
+        dl_warn(ctx, "truncated", "the capture is truncated: %llu pages of RAM are past the end of the file",
+                (unsigned long long)d->pm.pages_past_eof);
     in->has_physical_map = 1;
     in->pages_present = d->pm.pages_present;
     in->has_bugcheck = 0; /* a running guest */
@@ -394,8 +454,6 @@ dl_status dl_capture_open(dl_dump *d, dl_capture_kind kind, const dl_open_option
     if (notes->windows_header_len) {
         header_facts(d, notes);
         add_probe(&probes, in->kdbg_address, 0);
-        if ((found = set_cr3(d, modes, nmodes, in->directory_table_base, &probes)))
-            d->cr3_from = "vmcoreinfo";
     }
     uint64_t lm_target = 0, cr3 = 0;
     int have_stub = machine != 3 && low_stub(d, &cr3, &lm_target);
@@ -406,17 +464,18 @@ dl_status dl_capture_open(dl_dump *d, dl_capture_kind kind, const dl_open_option
         if (round == 1)
             for (int b = 64; b >= 32; b -= 32)
                 kernbases_from_physical_kdbg(d, b, &probes);
-        /* vCPUs in kernel mode first (CS RPL 0 or GS base in kernel space): a
-         * vCPU in user mode holds a process CR3 that may map no kernel. */
-        for (int pass = 0; pass < 2 && !found; pass++)
-            for (int i = 0; i < notes->ncpu && !found; i++) {
-                const dl_vcpu *c = &notes->cpu[i];
-                int kernel = (c->cs & 3) == 0 || (c->gs_base >> 63);
-                if (kernel != (pass == 0))
-                    continue;
-                if ((found = set_cr3(d, modes, nmodes, c->cr3, &probes)))
-                    d->cr3_from = "qemu-note";
-            }
+        /* The issue's order: a vCPU in kernel mode (CS RPL 0 or GS base in
+         * kernel space), the fwcfg header, then vCPUs caught in user mode
+         * (their CR3 may map no kernel), the low stub, a scan. */
+        for (int i = 0; i < notes->ncpu && !found; i++)
+            if (vcpu_in_kernel(&notes->cpu[i]) && (found = set_cr3(d, modes, nmodes, notes->cpu[i].cr3, &probes)))
+                d->cr3_from = "qemu-note";
+        if (!found && notes->windows_header_len &&
+            (found = set_cr3(d, modes, nmodes, in->directory_table_base, &probes)))
+            d->cr3_from = "vmcoreinfo";
+        for (int i = 0; i < notes->ncpu && !found; i++)
+            if (!vcpu_in_kernel(&notes->cpu[i]) && (found = set_cr3(d, modes, nmodes, notes->cpu[i].cr3, &probes)))
+                d->cr3_from = "qemu-note";
         if (!found && have_stub && (found = set_cr3(d, modes, nmodes, cr3, &probes)))
             d->cr3_from = "low-stub";
         if (!found && round == 1 && self_map_scan(d, modes, nmodes, &probes, &cr3)) {
@@ -425,6 +484,13 @@ dl_status dl_capture_open(dl_dump *d, dl_capture_kind kind, const dl_open_option
             d->cr3_from = "self-map-scan";
         }
     }
+    /* Nothing to check against (no plain KDBG, nothing mapped that we know):
+     * a vCPU that was running kernel code still holds a kernel CR3. */
+    for (int i = 0; i < notes->ncpu && !found; i++)
+        if (vcpu_in_kernel(&notes->cpu[i]) && (found = set_cr3_by_shape(d, modes, nmodes, notes->cpu[i].cr3))) {
+            d->cr3_from = "qemu-note";
+            d->weak_kernel = 1;
+        }
     if (!found) {
         free(notes);
         return dl_fail(ctx, DL_ECORRUPT, "no Windows kernel found in this %s image: no CR3 candidate translates "

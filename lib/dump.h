@@ -44,6 +44,7 @@ struct dl_dump {
     char *temp_file;       /* removed at close */
     dl_source *phys_src;   /* captures: physical address space, if not src */
     const char *cr3_from;
+    int weak_kernel; /* capture whose CR3 was taken on shape alone */
 };
 
 /* Container stage: header facts and the physical map (container.c). */

@@ -104,25 +104,27 @@ dl_status dl_flattened_rebuild(dl_dump *d, dl_source *flat, const dl_open_option
     *temporary = 0;
     if (flat->path && dl_platform_file_id(flat->path, &size, &mtime) == 0 && dl_cache_dir(opts, dir, sizeof dir)) {
         snprintf(path, cap, "%s/flat-%016llx-%016llx.kdump", dir, (unsigned long long)size, (unsigned long long)mtime);
-        FILE *f = fopen(path, "rb");
+        FILE *f = dl_platform_fopen(path, "rb");
         if (f) { /* already rebuilt by an earlier run */
             fclose(f);
             return DL_OK;
         }
     } else {
-        const char *tmp = getenv("TMPDIR");
-        snprintf(path, cap, "%s/dumpleak-flat-%p.kdump", tmp && *tmp ? tmp : "/tmp", (void *)d);
+        char tmp[2048];
+        if (!dl_platform_getenv("TMPDIR", tmp, sizeof tmp) && !dl_platform_getenv("TEMP", tmp, sizeof tmp))
+            snprintf(tmp, sizeof tmp, "/tmp");
+        snprintf(path, cap, "%s/dumpleak-flat-%p.kdump", tmp, (void *)d);
         *temporary = 1;
     }
     char part[4200];
     snprintf(part, sizeof part, "%s.part", path);
-    FILE *out = fopen(part, "wb");
+    FILE *out = dl_platform_fopen(part, "wb");
     if (!out)
         return dl_fail(d->ctx, DL_ECORRUPT, "cannot create %s to rebuild the flattened capture", part);
     dl_status st = rebuild(d, flat, out);
     if (fclose(out) != 0 && st == DL_OK)
         st = dl_fail(d->ctx, DL_ECORRUPT, "cannot write %s", part);
-    if (st != DL_OK || rename(part, path) != 0) {
+    if (st != DL_OK || dl_platform_rename(part, path) != 0) {
         remove(part);
         return st != DL_OK ? st : dl_fail(d->ctx, DL_ECORRUPT, "cannot rename %s", part);
     }

@@ -99,7 +99,7 @@ static int point_ok(const dl_zindex *ix, size_t i, uint64_t file_size)
 int dl_zcache_load(const char *path, const dl_zkey *key, uint64_t file_size, dl_zindex *ix)
 {
     memset(ix, 0, sizeof *ix);
-    FILE *f = fopen(path, "rb");
+    FILE *f = dl_platform_fopen(path, "rb");
     if (!f)
         return -1;
     uint8_t *buf = NULL;
@@ -209,13 +209,13 @@ void dl_zcache_save(const char *path, const dl_zkey *key, const dl_zindex *ix)
     /* Write aside and rename, so a reader never sees half a file. */
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.%p.%lld.tmp", path, (void *)&len, (long long)time(NULL));
-    FILE *f = fopen(tmp, "wb");
+    FILE *f = dl_platform_fopen(tmp, "wb");
     int ok = f && fwrite(buf, 1, len, f) == len;
     if (f && fclose(f) != 0)
         ok = 0;
-    if (ok && rename(tmp, path) != 0) {
+    if (ok && dl_platform_rename(tmp, path) != 0) {
         remove(path);
-        ok = rename(tmp, path) == 0;
+        ok = dl_platform_rename(tmp, path) == 0;
     }
     if (!ok)
         remove(tmp);

@@ -152,3 +152,41 @@ dl_status dl_physmem_read(dl_physmem *pm, dl_ctx *ctx, uint64_t pa, void *buf, s
     }
     return DL_OK;
 }
+
+void dl_physmem_cut(dl_physmem *pm, uint64_t pfn, uint64_t pages)
+{
+    uint64_t end = pfn + pages;
+    for (size_t i = 0; i < pm->n; i++) {
+        dl_extent *e = &pm->ext[i];
+        uint64_t e_end = e->pfn + e->pages;
+        if (end <= e->pfn || pfn >= e_end)
+            continue;
+        uint64_t lost_from = pfn > e->pfn ? pfn : e->pfn, lost_to = end < e_end ? end : e_end;
+        pm->pages_present -= lost_to - lost_from;
+        pm->pages_past_eof += lost_to - lost_from;
+        if (lost_from > e->pfn && lost_to < e_end) {
+            /* The cut splits the extent: keep the head here, the tail after it. */
+            dl_extent tail = {lost_to, e_end - lost_to, e->file_offset + (lost_to - e->pfn) * DL_PAGE_SIZE};
+            e->pages = lost_from - e->pfn;
+            dl_extent *grown = realloc(pm->ext, (pm->n + 1) * sizeof *grown);
+            if (!grown)
+                return;
+            pm->ext = grown;
+            memmove(&pm->ext[i + 2], &pm->ext[i + 1], (pm->n - i - 1) * sizeof *pm->ext);
+            pm->ext[i + 1] = tail;
+            pm->n++;
+            i++;
+        } else if (lost_from > e->pfn) {
+            e->pages = lost_from - e->pfn;
+        } else {
+            e->file_offset += (lost_to - e->pfn) * DL_PAGE_SIZE;
+            e->pages = e_end - lost_to;
+            e->pfn = lost_to;
+        }
+    }
+    size_t out = 0;
+    for (size_t i = 0; i < pm->n; i++)
+        if (pm->ext[i].pages)
+            pm->ext[out++] = pm->ext[i];
+    pm->n = out;
+}

@@ -26,4 +26,13 @@ int dl_platform_file_id(const char *path, uint64_t *size, uint64_t *mtime);
 /* Create a directory and its missing parents; 0 on success. */
 int dl_platform_mkdirs(const char *path);
 
+/* File and environment calls with UTF-8 names (on Windows the C runtime's
+ * own would go through the ANSI code page). */
+#include <stddef.h>
+#include <stdio.h>
+FILE *dl_platform_fopen(const char *path, const char *mode);
+int dl_platform_rename(const char *from, const char *to);
+/* The variable as UTF-8 in buf; 0 when unset, empty or longer than cap. */
+int dl_platform_getenv(const char *name, char *buf, size_t cap);
+
 #endif

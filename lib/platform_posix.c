@@ -111,4 +111,22 @@ dl_status dl_platform_list_dir(dl_ctx *ctx, const char *dir, char ***names, size
     return DL_OK;
 }
 
+FILE *dl_platform_fopen(const char *path, const char *mode)
+{
+    return fopen(path, mode);
+}
+
+int dl_platform_rename(const char *from, const char *to)
+{
+    return rename(from, to);
+}
+
+int dl_platform_getenv(const char *name, char *buf, size_t cap)
+{
+    const char *v = getenv(name);
+    if (!v || !*v || strlen(v) >= cap)
+        return 0;
+    memcpy(buf, v, strlen(v) + 1);
+    return 1;
+}
 #endif

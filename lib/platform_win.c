@@ -334,13 +334,6 @@ dl_status dl_platform_list_dir(dl_ctx *ctx, const char *dir, char ***names, size
     return DL_OK;
 }
 
-/* Not yet declared in platform.h (see issue 7's note): the file and
- * environment calls that must not go through the ANSI code page on Windows.
- * POSIX counterparts: fopen(path, mode); rename(from, to); copying getenv(). */
-FILE *dl_platform_fopen(const char *path, const char *mode);
-int dl_platform_rename(const char *from, const char *to);
-int dl_platform_getenv(const char *name, char *buf, size_t cap);
-
 FILE *dl_platform_fopen(const char *path, const char *mode)
 {
     DWORD err;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ctx.h"
+#include "platform.h"
 #include "dumpleak.h"
 
 /* A longer file is not a pooltag.txt (Microsoft's is ~5000 lines). */
@@ -115,7 +116,7 @@ dl_status dl_tagdb_load(dl_ctx *ctx, const char *path, dl_tagdb **out)
     if (!db)
         return dl_fail(ctx, DL_ECORRUPT, "out of memory");
     if (path && *path) {
-        FILE *f = fopen(path, "rb");
+        FILE *f = dl_platform_fopen(path, "rb");
         if (!f) {
             dl_tagdb_free(db);
             return dl_fail(ctx, DL_EUSAGE, "cannot read pooltag file %s", path);

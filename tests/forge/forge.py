@@ -61,8 +61,10 @@ def generate(a):
         sys.stderr.write('forge: invalid combination arch=%s type=%d build=%d (dump-format §2.1)\n'
                          % (arch, dtype, build))
         sys.exit(2)
-    scen = scenarios.get(a.scenario, arch, build)
-    rng = seeded(a.seed, arch, dtype, build, a.scenario, a.phys_mb, a.cpus)
+    scen = scenarios.get(a.scenario, arch, build, dtype)
+    # twins (kdbg-encoded, kdbg-bad-pointer) draw the same main stream as the default scenario
+    rscen = scen['twin_of'] if 'twin_of' in scen else (None if a.scenario == 'default' else a.scenario)
+    rng = seeded(a.seed, arch, dtype, build, rscen, a.phys_mb, a.cpus)
     phys_mb = a.phys_mb or scen.get('phys_mb') or 256
     if arch == 'x86' and phys_mb > 4096:
         raise SystemExit('forge: non-PAE x86 holds at most 4 GiB')
@@ -70,6 +72,7 @@ def generate(a):
     kernel_only = dtype in (2, 6, 8, 9)
     m = kernel.Machine(arch, build, rng, phys_mb, cpus, kernel_only)
     m.scen = scen
+    m.aux = seeded(a.seed, arch, dtype, build, a.scenario, a.phys_mb, a.cpus, 'aux')
     kernel.layout_vas(m)
     special.build_large(m)
     kernel.build_modules(m, scen)
@@ -92,6 +95,7 @@ def generate(a):
     kernel.finish_kdbg(m)
     # crash context: a stack page and a data page (for triage)
     m.stack_top = m.np_alloc(0x2000, b'Stak') & ~0xF
+    special.build_prototype(m, seeded(a.seed, arch, dtype, build, rscen, a.phys_mb, a.cpus, 'proto'))
     m.data_page_va = m.modules[-1].base + 0x1000
     m.crash_ip = m.modules[-1].base + 0x1000 + rng.randrange(0x100, 0x800)
 
@@ -122,7 +126,7 @@ def generate(a):
         'machine': kernel.MACHINE[arch], 'processors': cpus,
         'bugcheck_code': code, 'bugcheck_params': params,
         'pae': arch == 'x86-pae' if m.bits == 32 else None,
-        'kdbg': m.kdbg, 'dump_type': dtype,
+        'kdbg': getattr(m, 'header_kdbg', m.kdbg), 'dump_type': dtype,
         'system_time': systime, 'system_uptime': rng.randrange(10**9, 10**13),
         'attributes': attributes,
         'comment': scen.get('comment', rng.choice([None, 'dumpleak forge'])),
@@ -231,6 +235,10 @@ def generate(a):
     }
     if ctx.get('wrapper'):
         tr['info']['source']['wrapper'] = ctx['wrapper']
+    if scen.get('kdbg_encoded'):
+        tr['info']['source']['kdbg_encoded'] = True
+    if scen.get('kdbg_bad_pointer'):
+        tr['info']['source']['kdbg_from'] = 'scan'
     if dtype != 4:
         tr['phys'] = phys_truth(m, merged, rng)
         tr['vtop'] = vtop_samples(m, merged, rng)
@@ -267,12 +275,30 @@ def generate(a):
                 if getattr(mod, 'iat', None)},
         'imports_in_init': sorted(mod.name for mod in m.modules if getattr(mod, 'imports_in_init', False)),
     }
+    if getattr(m, 'kdbg_encoding', None):
+        tr['kernel']['kdbg_encoding'] = m.kdbg_encoding
     if pool_truth and ctx.get('kdbg_bad'):
         pool_truth.update(vm=None, pool=None, bigpool=None)   # nothing reachable without KDBG
     if pool_truth:
         tr.update(pool_truth)
         if tr.get('pool'):
-            tr['suspect_hints'] = suspect_hints(m, tr['pool'])
+            import suspects as S
+            tr['suspect_hints'] = suspect_hints(m, tr['pool'], S.Present(merged))
+    if dtype != 4 and not (a.defect and expect.get('exit') in (3, 4)):
+        import suspects as S
+        present = S.Present(merged)
+        pages = S.image_pages(m, present)
+        tr['image_pages'] = pages
+        sus = S.build(m, scen, present, tr.get('pool'), (tr['modules'] or {}).get('unloaded') or [], pages)
+        if sus is not None:
+            tr['suspects'] = sus
+    if scen.get('pooltag'):
+        pt_path = os.path.splitext(a.out)[0] + '.pooltag.txt'
+        with open(pt_path, 'w') as f:
+            f.write('# pooltag.txt-format lines written by the forge (<Tag> - <binary> - <description>)\n')
+            for line in scen['pooltag']:
+                f.write(line + '\n')
+        tr['pooltag_file'] = os.path.basename(pt_path)
     if ctx.get('truth_patch'):
         ctx['truth_patch'](tr)
     with open(a.truth, 'w') as f:
@@ -281,20 +307,16 @@ def generate(a):
     return tr
 
 
-def suspect_hints(m, pool):
+def suspect_hints(m, pool, present):
     """Where each pool tag's 4 bytes occur in the *resident* pages of each loaded image
     (the !for_each_module s-a equivalent, pool-internals §4.3), plus, for None/Ddk/Wdm,
     modules whose IAT holds a resolved allocator export (§4.4)."""
     import pool as P
+    import suspects as S
     images = []
     for mod in m.modules:
-        chunks = []
-        for off in range(0, mod.size, PAGE):
-            e = m.pt.lookup(mod.base + off)
-            if e and e[1] is not None:
-                chunks.append((off, m.phys.read(e[1], PAGE)))
         sec = [(n, rva, sz) for n, rva, sz, _ in mod.image.sections]
-        images.append((mod, b''.join(c for _, c in chunks), [o for o, _ in chunks], sec))
+        images.append((mod, S._runs(m, mod, present), sec))
     out = {}
     # the tags `suspect` looks at by default: top 20 of each pool + the default-tag names
     tags = [t for t in pool['tags'] if t['key'] is not None]
@@ -306,13 +328,13 @@ def suspect_hints(m, pool):
             continue
         key = int(t['key'], 16).to_bytes(4, 'little')
         hits = []
-        for mod, blob, base_of, sec in images:
+        for mod, runs, sec in images:
             offs = []
-            i = blob.find(key)
-            while i >= 0 and len(offs) < 16:
-                rva = base_of[i // PAGE] + i % PAGE
-                offs.append(rva)
-                i = blob.find(key, i + 1)
+            for start, blob in runs:
+                i = blob.find(key)
+                while i >= 0 and len(offs) < 16:
+                    offs.append(start + i)
+                    i = blob.find(key, i + 1)
             if offs:
                 def secname(rva):
                     for n, a, sz in sec:
@@ -380,6 +402,8 @@ def vtop_samples(m, ext, rng):
     else:
         vas += [0xbff00010, m.rand_va + m.rand_span + 0x400000 + 8]
     vas += [m.paged_va + 0x100 * PAGE]
+    for va, k in getattr(m, 'proto_vas', ()):
+        vas.append(va + (0x234 if k != 'vad' else 0))
     out = []
     seen = set()
     for va in vas:
@@ -394,6 +418,8 @@ def vtop_samples(m, ext, rng):
         note = None
         if m.tpde_va <= va < m.tpde_va + 3 * PAGE:
             note = 'pde-in-transition'
+        if kind == 'prototype':
+            note = 'prototype-' + dict(getattr(m, 'proto_vas', ()))[va & ~0xFFF]
         if kind == 'transition' and m.notes.get('swizzle_bit') and \
                 (pt.rd(pt.pte_addr(va)) >> m.notes['swizzle_bit']) & 1:
             note = 'swizzled'

@@ -100,6 +100,7 @@ class Machine:
         self.excluded = set()    # RAM pfns deliberately absent from kernel dumps
         self.special = []        # (va, kind, pa, note) for vtop samples
         self.np_cur = None
+        self.drv_exports = {}    # DLL name (upper) -> {export: va}
 
     # --- helpers -------------------------------------------------------
     def P(self, v):
@@ -310,20 +311,55 @@ DRIVERS = [
 ]
 
 
+ZERO_PAGE = bytes(PAGE)
+
+
+def code_site(m, form, tag, ip_va, iat_slot):
+    """Bytes of an allocation call site whose tag is an instruction immediate
+    (pool-internals §4.3 / issue 4): x64 `mov r8d, imm32` (41 B8), `mov r9d, imm32` (41 B9),
+    `mov dword [rsp+disp8], imm32` (C7 44 24 xx); x86 `push imm32` (68).
+    Returns (bytes, offset of the 4 tag bytes inside them)."""
+    if m.bits == 64:
+        pre = {'r8d': b'\x41\xb8', 'r9d': b'\x41\xb9', 'rsp': b'\xc7\x44\x24\x28'}[form]
+        code = b'\xba\x00\x10\x00\x00' + b'\xb9\x00\x02\x00\x00' + pre + tag  # mov edx,size; mov ecx,type
+        toff = len(code) - 4
+        nxt = ip_va + len(code) + 6
+        code += b'\xff\x15' + struct.pack('<i', (iat_slot - nxt) if iat_slot else 0)  # call [rip+IAT]
+        return code, toff
+    code = b'\x68' + tag + b'\x68\x00\x10\x00\x00\x6a\x00' + b'\xff\x15' + struct.pack('<I', iat_slot or 0)
+    return code, 1
+
+
 def build_driver(m, name, sub, size, tags, allocs, base, opt=None):
-    opt = opt or {}
+    """A loaded driver image.  opt (scenario driver_opts) may add: code_sites [(tag, form)],
+    data_tags [(tag, '.rdata'|'.data')], page_size + page_tag (a PAGE section whose tag page is
+    absent from the dump), init_size, extra_libs [(dll, [func])], exports [func], fill
+    (random code bytes in N .text pages), imports/iat_at/imports_in_init/tag_offsets."""
+    opt = dict(opt or {})
+    b_ = lambda t: t if isinstance(t, bytes) else t.encode('latin1')
+    opt['code_sites'] = [(b_(t), f) for t, f in opt.get('code_sites', ())]
+    opt['data_tags'] = [(b_(t), sec) for t, sec in opt.get('data_tags', ())]
+    if opt.get('page_tag'):
+        opt['page_tag'] = b_(opt['page_tag'])
     r = m.rng
     ts = r.randrange(0x40000000, 0x68000000)
     img = Image(base, size, m.bits, MACHINE[m.arch], ts)
-    text_sz = max(0x1000, (size - 0x4000) // 2 & ~0xFFF)
+    page_sz = opt.get('page_size', 0)
+    if opt.get('init_size') is None:
+        text_sz = max(0x1000, (size - 0x4000) // 2 & ~0xFFF)
+    else:
+        text_sz = size - 0x3000 - page_sz - opt['init_size']
     text = 0x1000
     rdata = text + text_sz
     data = rdata + 0x1000
-    init = data + 0x1000
+    pagesec = data + 0x1000
+    init = pagesec + page_sz
     init_sz = size - init
     img.add_section('.text', text, text_sz, SCN_CODE)
     img.add_section('.rdata', rdata, 0x1000, SCN_RDATA)
     img.add_section('.data', data, 0x1000, SCN_DATA)
+    if page_sz:
+        img.add_section('PAGE', pagesec, page_sz, SCN_CODE)
     if init_sz > 0:
         img.add_section('INIT', init, init_sz, SCN_INIT)
     allocs = [a for a in allocs if a in m.nt_exports]
@@ -338,7 +374,18 @@ def build_driver(m, name, sub, size, tags, allocs, base, opt=None):
     # import descriptors + names in .rdata, or in the discardable INIT section (then only the
     # resolved IAT in .rdata stays resident: pool-internals §4.4 step 3)
     desc = init if in_init else max(rdata + 0x100, iat + 0x100)
-    slots, _ = img.add_imports(desc, iat, [('ntoskrnl.exe', funcs)])
+    libs = [('ntoskrnl.exe', funcs)]
+    for dll, fns in opt.get('extra_libs', ()):
+        exp = m.drv_exports[dll.upper()]
+        libs.append((dll, [(f, exp[f]) for f in fns]))
+    slots, _ = img.add_imports(desc, iat, libs)
+    exports = {}
+    if opt.get('exports'):
+        for i, fn in enumerate(opt['exports']):
+            exports[fn] = text + 0x40 + 0x20 * i
+            img.put(exports[fn], b'\x48\x89\x5c\x24\x08\xc3' if m.bits == 64 else b'\x8b\xff\x55\x8b\xec\xc3')
+        img.add_exports(rdata + 0xA00, name, exports)
+        m.drv_exports[name.upper()] = {k: base + v for k, v in exports.items()}
     # tag literals in code: push imm32 / mov r8d, imm32 followed by call [IAT]
     tag_sites = []
     fixed_offs = list(opt.get('tag_offsets', []))
@@ -351,18 +398,69 @@ def build_driver(m, name, sub, size, tags, allocs, base, opt=None):
                 code = b'\x68' + tag + b'\xff\x75\x0c'
             img.put(off, code)
             tag_sites.append((tag, base + off + (2 if m.bits == 64 else 1)))
+    # issue-4 sites: distinct 0x40-byte slots of .text (and of the PAGE section)
+    code_sites, data_sites, absent_sites = [], [], []
+    alloc_slot = slots.get('ExAllocatePoolWithTag') or slots.get('ExAllocatePool2') or 0
+    nslots = (text_sz - 0x400) // 0x40
+    want = len(opt.get('code_sites', ()))
+    picks = r.sample(range(nslots), want) if want else []
+    if opt.get('fill'):
+        # random "code" bytes in the first pages of .text (never on the header or stubs page)
+        for i in range(min(opt['fill'], text_sz // PAGE)):
+            pg = text + i * PAGE
+            img.put(pg + 0x400 if i == 0 else pg, r.randbytes(PAGE - 0x400 if i == 0 else PAGE))
+    for (tag, form), k in zip(opt.get('code_sites', ()), picks):
+        off = text + 0x400 + k * 0x40
+        code, toff = code_site(m, form, tag, base + off, alloc_slot)
+        img.put(off, code)
+        code_sites.append((tag, base + off + toff, form if m.bits == 64 else 'push', '.text'))
+    for tag, secname in opt.get('data_tags', ()):
+        if secname == '.rdata':
+            off = rdata + 0xE00 + 0x40 * len(data_sites)
+        else:
+            off = data + r.randrange(0x10, 0xF0) * 0x10
+        s = b'tag ' + tag + b'\0'
+        img.put(off, s)
+        data_sites.append((tag, base + off + 4, secname))
+    absent_pages = set()
+    paged_out = set()
+    if page_sz:
+        # PAGE: the first page resident (pageable code that happened to be in memory), the
+        # page holding page_tag absent from the dump: paged out in full dumps, its (valid)
+        # page frame left out of kernel-only dumps
+        if opt.get('page_tag'):
+            tpg = pagesec + PAGE if page_sz > PAGE else pagesec
+            off = tpg + 0x200 + r.randrange(0, 0x40) * 0x10
+            code, toff = code_site(m, 'r8d' if m.bits == 64 else 'push', opt['page_tag'], base + off, alloc_slot)
+            img.put(off, code)
+            absent_sites.append((opt['page_tag'], base + off + toff, 'PAGE'))
+            absent_pages.add(tpg)
+            for extra in range(tpg + PAGE, pagesec + page_sz, PAGE):
+                paged_out.add(extra)          # the rest of PAGE: paged out
+        img.put(pagesec + 0x100, b'\x48\x83\xec\x28\x48\x83\xc4\x28\xc3' if m.bits == 64 else b'\x8b\xff\x55\x8b\xec\x5d\xc3')
     img.checksum = r.randrange(0x1000, 0x100000)
     img.finish_headers()
     for off in range(0, size, PAGE):
         if init_sz > 0 and off >= init:
             continue                      # INIT discarded after DriverEntry
+        if off in paged_out or (off in absent_pages and not m.kernel_only):
+            m.pt.set_leaf(base + off, m.pt.pagefile(r.randrange(0x100, 0xFFFFF), r.randrange(1, 15)),
+                          'pagefile', None)
+            continue
         m.map_new(base + off, 1)
-    m.vw(base, bytes(img.buf[:init]))
+        if off in absent_pages:
+            m.excluded.add(m.v2p(base + off) >> 12)
+    for off in range(0, min(init, size), PAGE):
+        chunk = bytes(img.buf[off:off + PAGE])
+        if chunk != ZERO_PAGE and off not in paged_out and (off not in absent_pages or m.kernel_only):
+            m.vw(base + off, chunk)       # zero pages are never stored (sparse)
     path = ('\\SystemRoot\\%s\\%s' % (sub, name))
     mod = Module(name, path, base, size, img)
     mod.tag_sites = tag_sites
     mod.iat = slots
     mod.imports_in_init = bool(in_init)
+    mod.libs = [dll for dll, _ in libs]
+    mod.code_sites, mod.data_sites, mod.absent_sites = code_sites, data_sites, absent_sites
     return mod
 
 
@@ -385,6 +483,7 @@ def build_modules(m, scen):
             base += r.randrange(0, 8) * 0x10000
     m.modules = mods
     return mods
+
 
 
 def write_ldr_list(m):
@@ -431,7 +530,8 @@ UNLOADED = ['dump_storport.sys', 'dump_storahci.sys', 'dump_dumpfve.sys', 'luafv
 def build_unloaded(m, scen, systime):
     """MM_UNLOADED_DRIVERS array (§4.2) inside the large-page region."""
     r = m.rng
-    names = scen.get('unloaded') or r.sample(UNLOADED, r.randrange(3, 8))
+    names = list(scen.get('unloaded') or r.sample(UNLOADED, r.randrange(3, 8)))
+    names += list(scen.get('unloaded_extra', ()))      # unloaded last = most recently
     esz = 0x28 if m.bits == 64 else 0x18
     arr = m.large_alloc(50 * esz)
     out = []
@@ -551,7 +651,176 @@ def build_kdbg(m, scen):
 
 
 def finish_kdbg(m):
-    m.vw(m.kdbg, bytes(m.kdbg_bytes))
+    if m.scen.get('kdbg_encoded'):
+        encode_kdbg(m)
+    else:
+        m.vw(m.kdbg, bytes(m.kdbg_bytes))
+    if m.scen.get('kdbg_bad_pointer'):
+        # the header's KdDebuggerDataBlock points at zeros in nt .data; the real block is found
+        # only by the .data scan (pool-internals §1.1 fallback)
+        d = m.data_area
+        d.rng = m.aux
+        m.header_kdbg = d.alloc(0x400, 16)
+        d.rng = m.rng
+
+
+M64 = (1 << 64) - 1
+
+
+def _rol(x, n):
+    n &= 63
+    return ((x << n) | (x >> (64 - n))) & M64 if n else x
+
+
+def _bswap(x):
+    return int.from_bytes(x.to_bytes(8, 'little'), 'big')
+
+
+def kdbg_decode_qword(e, never, always, p):
+    """pool-internals §1.5 five steps."""
+    x = _rol(e ^ never, never & 0xFF)
+    return _bswap(x ^ p) ^ always
+
+
+def kdbg_encode_qword(v, never, always, p):
+    x = _bswap(v ^ always) ^ p
+    n = never & 63
+    x = ((x >> n) | (x << (64 - n))) & M64 if n else x
+    return x ^ never
+
+
+def _rip(va_next, target):
+    return struct.pack('<i', target - va_next)
+
+
+def kd_copy_function(va, flag, kdbg, never, always, qwords, xor_form):
+    """A KdCopyDataBlock-like routine in the byte forms of pool-internals §1.5:
+    cmp byte [rip+d32],0 (80 3D d32 00) -> KdpDataBlockEncoded; lea r64,[rip+d32] -> the
+    block; mov r64,[rip+d32] -> KiWaitNever; xor (8.1+) or mov (Win8) r64,[rip+d32] ->
+    KiWaitAlways; a bswap; other instructions in between; ret."""
+    c = bytearray()
+
+    def rip_insn(prefix, target, tail=b''):
+        start = va + len(c)
+        n = len(prefix) + 4 + len(tail)
+        c.extend(prefix + _rip(start + n, target) + tail)
+    c += b'\x48\x83\xec\x28'                       # sub rsp,28h
+    rip_insn(b'\x80\x3d', flag, b'\x00')              # cmp byte [rip+KdpDataBlockEncoded],0
+    je_at = len(c)
+    c += b'\x74\x00'                                 # je done (patched)
+    rip_insn(b'\x48\x8d\x15', kdbg)                   # lea rdx,[rip+KdDebuggerDataBlock]
+    c += b'\xb9' + struct.pack('<I', qwords)          # mov ecx, Size/8
+    rip_insn(b'\x4c\x8b\x05', never)                  # mov r8,[rip+KiWaitNever]
+    rip_insn(b'\x4c\x8d\x15', flag)                   # lea r10,[rip+KdpDataBlockEncoded] (P)
+    if not xor_form:
+        rip_insn(b'\x4c\x8b\x1d', always)             # mov r11,[rip+KiWaitAlways]  (Win8)
+    loop = len(c)
+    c += b'\x48\x8b\x02'                             # mov rax,[rdx]
+    c += b'\x49\x33\xc0'                             # xor rax,r8
+    c += b'\x51\x41\x8a\xc8'                         # push rcx; mov cl,r8b
+    c += b'\x48\xd3\xc0\x59'                         # rol rax,cl; pop rcx
+    c += b'\x49\x33\xc2'                             # xor rax,r10
+    c += b'\x48\x0f\xc8'                             # bswap rax
+    if xor_form:
+        rip_insn(b'\x48\x33\x05', always)             # xor rax,[rip+KiWaitAlways]  (8.1+)
+    else:
+        c += b'\x49\x33\xc3'                         # xor rax,r11
+    c += b'\x48\x89\x02\x48\x83\xc2\x08\xff\xc9'     # mov [rdx],rax; add rdx,8; dec ecx
+    c += b'\x75' + bytes([(loop - (len(c) + 2)) & 0xFF])   # jnz loop
+    rip_insn(b'\xc6\x05', flag, b'\x00')              # mov byte [rip+KdpDataBlockEncoded],0
+    c[je_at + 1] = len(c) - (je_at + 2)
+    c += b'\x48\x83\xc4\x28\xc3'                     # add rsp,28h; ret
+    return bytes(c)
+
+
+def decoy_function(va, kind, a, b, c_):
+    """`80 3D` sequences that are not KdCopyDataBlock (§1.5: expect several candidates)."""
+    c = bytearray()
+
+    def rip_insn(prefix, target, tail=b''):
+        start = va + len(c)
+        n = len(prefix) + 4 + len(tail)
+        c.extend(prefix + _rip(start + n, target) + tail)
+    rip_insn(b'\x80\x3d', a, b'\x00')
+    if kind == 0:                                  # no bswap
+        c += b'\x75\x0e'
+        rip_insn(b'\x48\x8d\x0d', b)
+        rip_insn(b'\x48\x8b\x05', c_)
+        c += b'\xc3'
+    elif kind == 1:                                # full shape, wrong targets (does not decode)
+        rip_insn(b'\x48\x8d\x0d', b)
+        rip_insn(b'\x48\x8b\x05', c_)
+        rip_insn(b'\x48\x33\x05', b + 0x40)
+        c += b'\x48\x0f\xc8\xc3'
+    else:                                          # immediate return
+        c += b'\x0f\x95\xc0\xc3'                   # setne al; ret
+    return bytes(c)
+
+
+def encode_kdbg(m):
+    """Keep the KDBG block encoded in memory (x64 >= 9200, pool-internals §1.5), with random
+    KiWaitNever/KiWaitAlways, KdpDataBlockEncoded = 1 and a KdCopyDataBlock-like routine plus
+    decoy `80 3D` sequences in nt .text.  Uses m.aux so the rest of the dump stays identical
+    to the plain scenario with the same seed."""
+    a = m.aux
+    d = m.data_area
+    d.rng = a
+    never_va, always_va = d.alloc(8, 8), d.alloc(8, 8)
+    flag_va = d.alloc(1, 1)
+    decoy_vars = [d.alloc(8, 8) for _ in range(4)]
+    d.rng = m.rng
+    never = a.getrandbits(64) | 1
+    if never & 63 == 0:
+        never |= 5
+    always = a.getrandbits(64)
+    p = flag_va                                   # canonical address of KdpDataBlockEncoded
+    m.vw(never_va, struct.pack('<Q', never))
+    m.vw(always_va, struct.pack('<Q', always))
+    m.vw(flag_va, b'\x01')
+    kd = bytes(m.kdbg_bytes)
+    enc = b''.join(struct.pack('<Q', kdbg_encode_qword(struct.unpack_from('<Q', kd, i)[0], never, always, p))
+                   for i in range(0, len(kd), 8))
+    assert all(kdbg_decode_qword(struct.unpack_from('<Q', enc, i)[0], never, always, p) ==
+               struct.unpack_from('<Q', kd, i)[0] for i in range(0, len(kd), 8))
+    m.vw(m.kdbg, enc)
+    # code: the routine + decoys in free 16-byte-aligned stretches of nt .text
+    _, text, text_sz, _ = m.nt_img.sec('.text')
+    busy = sorted(v - m.nt_base for k, v in m.nt_exports.items() if m.nt_base + text <= v < m.nt_base + text + text_sz)
+
+    def place(n):
+        for _ in range(1000):
+            off = text + a.randrange(0x100, text_sz - 0x200) & ~0xF
+            if all(not (off - 16 <= b < off + n + 16) for b in busy):
+                busy.append(off)
+                busy.extend(range(off, off + n, 16))
+                return off
+        raise RuntimeError('no room in nt .text')
+    fn_va = None
+    for _ in range(200):
+        off = place(0x80)
+        va = m.nt_base + off
+        code = kd_copy_function(va, flag_va, m.kdbg, never_va, always_va, m.kdbg_size // 8, m.build >= 9600)
+        body = code[:-1]
+        if 0xC3 not in body and body.count(b'\x80\x3d') == 1:
+            fn_va = va
+            m.vw(va, code)
+            break
+    assert fn_va, 'could not place KdCopyDataBlock'
+    decoys = []
+    for k in (0, 1, 2, 1, 0):
+        for _ in range(200):
+            off = place(0x40)
+            va = m.nt_base + off
+            code = decoy_function(va, k, a.choice(decoy_vars + [flag_va]) if k == 2 else a.choice(decoy_vars),
+                                  a.choice(decoy_vars), a.choice(decoy_vars))
+            if 0xC3 not in code[:-1]:
+                m.vw(va, code)
+                decoys.append(hex(va))
+                break
+    m.kdbg_encoding = {'ki_wait_never': hex(never), 'ki_wait_always': hex(always),
+                       'ki_wait_never_va': hex(never_va), 'ki_wait_always_va': hex(always_va),
+                       'kdp_data_block_encoded_va': hex(flag_va), 'kd_copy_data_block': hex(fn_va),
+                       'form': 'xor' if m.build >= 9600 else 'mov', 'decoys': decoys}
 
 
 def set_var(m, off, value, width=None):

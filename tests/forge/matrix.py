@@ -7,6 +7,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 X86 = [2600, 3790, 7601, 9600, 19041]
 X64 = [3790, 7601, 9600, 19041, 22631, 26100]
+SUSPECT = ['suspect-code', 'suspect-data', 'suspect-shared', 'suspect-absent', 'suspect-none',
+           'suspect-unloaded', 'suspect-kmdf']
 
 
 def jobs():
@@ -14,16 +16,18 @@ def jobs():
     cpus = [1, 2, 8]
     k = 0
 
-    def add(arch, t, build, scenario=None, defect=None, phys=None, layout=None, tag=None, seed=None):
+    def add(arch, t, build, scenario=None, defect=None, phys=None, layout=None, tag=None, seed=None,
+            ncpu=None, twin=None):
         nonlocal k
         name = '%s_t%d_%d' % (arch, t, build)
         if tag:
             name += '_' + tag
         out.append(dict(arch=arch, type=t, build=build, scenario=scenario, defect=defect,
                         phys_mb=(64 if k % 2 else 96) if phys is None else (phys or None),
-                        cpus=None if scenario else cpus[k % 3], type2_layout=layout,
-                        name=name, seed=seed if seed is not None else 100 + k))
+                        cpus=ncpu if ncpu else (None if scenario else cpus[k % 3]), type2_layout=layout,
+                        name=name, seed=seed if seed is not None else 100 + k, twin=twin))
         k += 1
+        return name
     for b in X86:
         for arch in (['x86', 'x86-pae'] if b < 9200 else ['x86-pae']):
             add(arch, 1, b)
@@ -79,6 +83,17 @@ def jobs():
     add('x64', 1, 19041, scenario='nopool', tag='nopool')
     # the big one: > 4 GiB offsets, sparse
     add('x64', 5, 19041, phys=6144, tag='big', seed=7)
+    # issue 4: suspect-driver scenarios on three configurations
+    for arch, t, b in (('x64', 6, 19041), ('x86-pae', 1, 7601), ('x64', 5, 26100)):
+        for sc in SUSPECT:
+            add(arch, t, b, scenario=sc, tag=sc, phys=0)
+    # KDBG twins: same seed/arch/type/build/phys/cpus as a default dump, so every section but
+    # info.source (and header.kdbg for the bad pointer) must come out identical
+    for i, (arch, t, b, sc) in enumerate((('x64', 5, 19041, 'kdbg-encoded'), ('x64', 1, 9600, 'kdbg-encoded'),
+                                          ('x64', 8, 26100, 'kdbg-encoded'), ('x64', 1, 19041, 'kdbg-bad-pointer'),
+                                          ('x86-pae', 6, 9600, 'kdbg-bad-pointer'))):
+        tw = add(arch, t, b, phys=64, ncpu=2, seed=900 + i, tag='twin%d' % i)
+        add(arch, t, b, scenario=sc, phys=64, ncpu=2, seed=900 + i, tag='%s%d' % (sc, i), twin=tw + '.dmp')
     return out
 
 
@@ -89,10 +104,15 @@ def _one(j, root):
                            type2_layout=j['type2_layout'],
                            out=os.path.join(root, j['name'] + '.dmp'),
                            truth=os.path.join(root, j['name'] + '.json'))
-    forge.generate(a)
-    return {'dump': j['name'] + '.dmp', 'truth': j['name'] + '.json', 'arch': j['arch'],
-            'type': j['type'], 'build': j['build'], 'scenario': j['scenario'] or 'default',
-            'defect': j['defect'], 'seed': j['seed'], 'phys_mb': j['phys_mb'], 'cpus': j['cpus']}
+    tr = forge.generate(a)
+    e = {'dump': j['name'] + '.dmp', 'truth': j['name'] + '.json', 'arch': j['arch'],
+         'type': j['type'], 'build': j['build'], 'scenario': j['scenario'] or 'default',
+         'defect': j['defect'], 'seed': j['seed'], 'phys_mb': j['phys_mb'], 'cpus': j['cpus']}
+    if j.get('twin'):
+        e['twin'] = j['twin']
+    if tr.get('pooltag_file'):
+        e['pooltag'] = tr['pooltag_file']
+    return e
 
 
 def run(root, seed=1, extra=()):

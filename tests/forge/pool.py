@@ -392,7 +392,7 @@ def build_bigpages(m, scen, big_n, besz, totals):
     assert len(allocs) + nfree < big_n * 3 // 4, 'big-page table too small'
     va_next = m.np_next + 0x10000000 + r.randrange(0, 0x1000) * PAGE
     if m.bits == 32:
-        va_next = 0x90000000 + r.randrange(0, 0x1000) * PAGE
+        va_next = scen.get('big_va32', 0x90000000) + r.randrange(0, 0x1000) * PAGE
     buf = bytearray(big_n * besz)
     used = {}
     # never-used slots: Va = 1

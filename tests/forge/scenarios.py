@@ -32,6 +32,11 @@ SCENARIOS = {
     'expansion': {'expansion': True, 'tracker_bits': 9},
     'overflow': {'overflow': True},
     'l1tf-bytes': {'l1tf_bytes': (45, 4)},
+    # KDBG kept encoded in memory (pool-internals §1.5); same seed -> same dump as default otherwise
+    'kdbg-encoded': {'kdbg_encoded': True, 'twin_of': None, 'arch': ('x64',), 'min_build': 9200,
+                     'types': (1, 2, 5, 6, 8, 9, 10)},
+    # the header's KdDebuggerDataBlock points at zeros; a plain KDBG sits in nt .data
+    'kdbg-bad-pointer': {'kdbg_bad_pointer': True, 'twin_of': None, 'types': (1, 2, 5, 6, 8, 9, 10)},
 
     # case 000: x86 PAE Server 2003 (3790), Thre handle leak, NonPagedPool 65244/65503.
     'case000': {
@@ -137,15 +142,148 @@ SCENARIOS = {
 }
 
 
+# ---- issue 4: suspect-driver scenarios (x64 19041, x86-pae 7601, x64 26100 in the matrix) ----
+SUSPECT_CFG = {'arch': ('x64', 'x86-pae'), 'phys_mb': 128, 'plain_tags': True,
+               'filler_max_bytes': 900000}
+DRV = 'system32\\drivers'
+KMDF_EXPORTS = ['WdfVersionBind', 'WdfVersionUnbind', 'WdfVersionBindClass', 'WdfVersionUnbindClass',
+                'WdfLdrQueryInterface']
+
+
+def _sus(**kw):
+    d = dict(SUSPECT_CFG)
+    d.update(kw)
+    return d
+
+
+SCENARIOS.update({
+    # (a) the tag as an instruction immediate in .text (x64 mov r8d / mov r9d / mov [rsp+28h];
+    # x86 push), a second code tag in paged pool
+    'suspect-code': _sus(
+        drivers=[('lkcode.sys', DRV, 0x12000, [], ['ExAllocatePoolWithTag']),
+                 ('pgleak.sys', DRV, 0xA000, [], ['ExAllocatePoolWithTag'])],
+        driver_opts={'lkcode.sys': {'init_size': 0x2000,
+                                    'code_sites': [('LkCd', 'r8d'), ('LkCd', 'r9d'), ('LkCd', 'rsp')]},
+                     'pgleak.sys': {'init_size': 0x1000, 'code_sites': [('LkPg', 'rsp')]}},
+        tags=[('LkCd', T(40000, 81920000, frees=1200)),
+              ('LkPg', T(0, 0, pdiff=9000, pbytes=36864000, pfrees=40))],
+        suspect_tags=['LkCd', 'LkPg'],
+        pooltag=['LkCd - lkcode.sys - forge: leaking driver, tag in code',
+                 'Zq* - zqfilter.sys - forge: wildcard line matching nothing here']),
+    # (b) the tag only in data (.rdata and .data strings)
+    'suspect-data': _sus(
+        drivers=[('dtonly.sys', DRV, 0xC000, [], ['ExAllocatePoolWithTag'])],
+        driver_opts={'dtonly.sys': {'init_size': 0x1000, 'data_tags': [('DtLk', '.rdata'), ('DtLk', '.data')]}},
+        tags=[('DtLk', T(30000, 61440000, frees=77))],
+        suspect_tags=['DtLk']),
+    # (c) one tag, two drivers: in code in one, in data in the other (loaded first) -> code wins
+    'suspect-shared': _sus(
+        drivers=[('shdata.sys', DRV, 0xA000, [], ['ExAllocatePoolWithTag']),
+                 ('shcode.sys', DRV, 0xA000, [], ['ExAllocatePoolWithTag'])],
+        driver_opts={'shdata.sys': {'init_size': 0x1000, 'data_tags': [('ShTg', '.rdata')]},
+                     'shcode.sys': {'init_size': 0x1000, 'code_sites': [('ShTg', 'r8d')]}},
+        tags=[('ShTg', T(25000, 51200000, frees=310))],
+        suspect_tags=['ShTg']),
+    # (d) the only site sits in a PAGE-section page absent from the dump (paged out in full
+    # dumps; valid PTE but page frame not included in kernel-only dumps)
+    'suspect-absent': _sus(
+        drivers=[('pagedrv.sys', DRV, 0x9000, [], ['ExAllocatePoolWithTag'])],
+        driver_opts={'pagedrv.sys': {'init_size': 0x1000, 'page_size': 0x3000, 'page_tag': b'AbPg'}},
+        tags=[('AbPg', T(20000, 40960000, frees=5))],
+        suspect_tags=['AbPg'],
+        pooltag=['AbPg - pagedrv.sys - forge: tag only in a paged-out PAGE section']),
+    # (e) case 004's None leak: exactly one driver imports ExAllocatePool (IAT resident, import
+    # descriptors in the discarded INIT section); the others import ExAllocatePoolWithTag
+    'suspect-none': _sus(
+        drivers=[('oldstyle.sys', DRV, 0xB000, [], [])],
+        driver_opts={'oldstyle.sys': {'init_size': 0x2000, 'imports_in_init': True,
+                                      'imports': ['ExAllocatePool', 'ExFreePool', 'KeInitializeEvent',
+                                                  'IoCreateDevice']}},
+        tags=[('None', T(150000, 30000000, frees=900000))],
+        suspect_tags=['None']),
+    # (f) the leaking driver has unloaded: its tag is in no loaded image
+    'suspect-unloaded': _sus(
+        unloaded_extra=['leakold.sys'],
+        tags=[('UnLd', T(12000, 24576000, frees=4))],
+        suspect_tags=['UnLd'],
+        pooltag=['UnLd - leakold.sys - forge: driver that unloaded']),
+    # (g) KMDF: the tag is the first 4 characters of the driver's name; it imports WDF01000.SYS
+    'suspect-kmdf': _sus(
+        drivers=[('Wdf01000.sys', DRV, 0x20000, [], ['ExAllocatePoolWithTag']),
+                 ('acmeaudio.sys', DRV, 0xA000, [], ['ExAllocatePoolWithTag']),
+                 ('acmekbd.sys', DRV, 0xA000, [], []),
+                 ('vhfkmdf.sys', DRV, 0x8000, [], [])],
+        driver_opts={'Wdf01000.sys': {'init_size': 0x2000, 'exports': KMDF_EXPORTS},
+                     'acmeaudio.sys': {'init_size': 0x1000},
+                     'acmekbd.sys': {'init_size': 0x1000, 'imports': ['KeBugCheckEx', 'RtlInitUnicodeString'],
+                                     'extra_libs': [('WDF01000.SYS', KMDF_EXPORTS[:4])]},
+                     'vhfkmdf.sys': {'init_size': 0x1000, 'imports': ['KeBugCheckEx'],
+                                     'extra_libs': [('WDF01000.SYS', KMDF_EXPORTS[:2])]}},
+        tags=[('acme', T(18000, 36864000, frees=250)), ('vhfk', T(12, 24576))],
+        suspect_tags=['acme']),
+})
+
+def _bench():
+    """issue 6: 300 extra modules (~100 MiB of images, headers + sections + a few resident
+    non-zero code pages each, the rest zero pages), 32 bench tags placed in code/data/nowhere,
+    4096-entry tracker tables, a 64K-entry big-page table.  Deterministic (its own generator)."""
+    import random
+    r = random.Random(6)
+    drivers, opts = [], {}
+    btags = ['Bn%02d' % i for i in range(32)]
+    where = {}
+    for j, t in enumerate(btags):
+        if j < 24:
+            where.setdefault((j * 11 + 3) % 300, []).append(('code', t))
+            if j % 5 == 0:
+                where.setdefault((j * 17 + 150) % 300, []).append(('data', t))
+        elif j < 28:
+            where.setdefault((j * 13 + 7) % 300, []).append(('data', t))
+        # Bn28..Bn31: in no image
+    for i in range(300):
+        name = 'bdrv%03d.sys' % i
+        size = r.randrange(6, 160) * 0x1000
+        allocs = ['ExAllocatePool'] if i in (41, 197) else ['ExAllocatePoolWithTag']
+        drivers.append((name, DRV, size, [], allocs))
+        o = {'init_size': 0x1000, 'fill': r.randrange(1, 4)}
+        cs = [(t, r.choice(['r8d', 'r9d', 'rsp'])) for k, t in where.get(i, ()) if k == 'code']
+        ds = [(t, r.choice(['.rdata', '.data'])) for k, t in where.get(i, ()) if k == 'data']
+        if cs:
+            o['code_sites'] = cs
+        if ds:
+            o['data_tags'] = ds
+        opts[name] = o
+    tags = [(t, T(20000 - 500 * j, (400 - 10 * j) * 1048576, frees=1000 + j)) for j, t in enumerate(btags)]
+    tags.append(('None', T(90000, 18000000, frees=120000)))
+    big = [(btags[j % 24], [r.randrange(1, 17) * PAGE_ for _ in range(250)], 0x200 if j % 3 else 0)
+           for j in range(24)]
+    return {'arch': ('x64', 'x86-pae'), 'cpus': 8, 'phys_mb': 4096, 'tracker_bits': 12,
+            'filler_tags': 1500, 'bigpage_entries': 65536, 'big_va32': 0x98000000,
+            'drivers': drivers, 'driver_opts': opts, 'tags': tags, 'big': big, 'plain_tags': True,
+            'filler_max_bytes': 8000000, 'suspect_tags': btags[:20] + ['None']}
+
+
+PAGE_ = 0x1000
+SCENARIOS['bench'] = _bench()
+
+for _n, _t in (('case001', ['Leak']), ('case002', ['Leak']), ('case004', ['None']), ('win7', ['Ddk ']),
+               ('win11', ['Leak'])):
+    SCENARIOS[_n]['suspect_tags'] = _t
+
+
 def names():
     return sorted(SCENARIOS)
 
 
-def get(name, arch, build):
+def get(name, arch, build, dtype=None):
     s = SCENARIOS.get(name or 'default')
     if s is None:
         raise SystemExit('forge: unknown scenario %s' % name)
     s = dict(s)
+    if 'types' in s and dtype is not None and dtype not in s['types']:
+        raise SystemExit('forge: scenario %s needs --type %s' % (name, '|'.join(map(str, s['types']))))
+    if build < s.get('min_build', 0):
+        raise SystemExit('forge: scenario %s needs --build >= %d' % (name, s['min_build']))
     if 'arch' in s and arch not in s['arch']:
         raise SystemExit('forge: scenario %s needs --arch %s' % (name, '|'.join(s['arch'])))
     if 'build' in s and build not in s['build']:

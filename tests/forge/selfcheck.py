@@ -34,6 +34,13 @@ class Dump:
             self.hsz = 0x1000
             self.psl = u32(0x18)
         self.ext = self._extents()
+        self.hdr_kdbg = self.kdbg
+        self.kdbg_plain = None
+
+    def kdbg_read(self, n):
+        if self.kdbg_plain is not None:
+            return self.kdbg_plain[:n] if n <= len(self.kdbg_plain) else self.kdbg_plain + bytes(n - len(self.kdbg_plain))
+        return self.rva(self.kdbg, n)
 
     def _extents(self):
         h, t = self.h, self.dtype
@@ -159,6 +166,26 @@ class Dump:
                 via_transition = True
                 continue
             if e & 0x400:
+                if not last:
+                    return ('prototype', None)
+                # dump-format §4.4 step 3: read the prototype PTE through the kernel DTB
+                if self.bits == 64:
+                    field = e >> 16
+                    if field & 0xFFFFFFFFFFFF == 0xFFFFFFFF0000:
+                        return ('prototype', None)
+                    pva = field - (1 << 48) if field >> 47 & 1 else field
+                    pva &= (1 << 64) - 1
+                else:
+                    pva = e >> 32
+                    if pva == 0xFFFFFFFF:
+                        return ('prototype', None)
+                kind2, ppa = self.walk(pva)
+                raw = None if ppa is None else self.rpa(ppa, 8)
+                if raw is None:
+                    return ('prototype', None)
+                p = struct.unpack('<Q', raw)[0]
+                if p & 1 or (p & 0x800 and not p & 0x400):
+                    return ('prototype', (p & pmask) + (va & 0xFFF))
                 return ('prototype', None)
             # software pagefile / demand zero
             high = e >> 32 if esz == 8 else e >> 12
@@ -190,7 +217,7 @@ def check(dump_path, truth_path, verbose=False):
         return errs
     d = Dump(dump_path)
     hd = tr['header']
-    if d.kdbg != int(hd['kdbg'], 16):
+    if d.hdr_kdbg != int(hd['kdbg'], 16):
         errs.append('kdbg mismatch')
     if d.size != tr['file_size']:
         errs.append('file size %d != %d' % (d.size, tr['file_size']))
@@ -224,10 +251,16 @@ def check(dump_path, truth_path, verbose=False):
             if p != pa + off:
                 errs.append('random_pt %x+%x -> %s %s' % (va, off, k, p))
     # KDBG + module list through the page tables
-    kd = d.rva(d.kdbg, 0x30)
-    if kd is None or kd[0x10:0x14] != (b'KDBG' if not (tr.get('defect') == 'kdbg-bad-tag') else kd[0x10:0x14]):
+    kd = find_kdbg(d)
+    src = tr['info']['source']
+    if kd is None:
         errs.append('KDBG tag not readable')
     else:
+        if (d.kdbg_from, d.kdbg_encoded) != (src['kdbg_from'], src['kdbg_encoded']):
+            errs.append('KDBG found via %s encoded=%s, truth %s %s' % (d.kdbg_from, d.kdbg_encoded,
+                                                                      src['kdbg_from'], src['kdbg_encoded']))
+        if d.kdbg != int(tr['kernel']['kdbg'], 16):
+            errs.append('KDBG at %x, truth %s' % (d.kdbg, tr['kernel']['kdbg']))
         errs += check_modules(d, tr)
         if tr.get('pool'):
             errs += check_pool(d, tr)
@@ -235,7 +268,259 @@ def check(dump_path, truth_path, verbose=False):
             errs += check_bigpool(d, tr)
         if tr.get('vm'):
             errs += check_vm(d, tr)
+        if tr.get('image_pages'):
+            errs += check_suspects(d, tr)
     return errs
+
+
+# ---- issue 4: image pages, tag sites, allocator imports (pool-internals §4.3/§4.4) ----
+def loaded_modules(d):
+    psz = 8 if d.bits == 64 else 4
+    fmt = '<Q' if psz == 8 else '<I'
+    head = d.psl
+    cur = struct.unpack(fmt, d.rva(head, psz))[0]
+    out = []
+    while cur != head and len(out) < 2000:
+        e = d.rva(cur, 0xA0 if psz == 8 else 0x5C)
+        if e is None:
+            break
+        if psz == 8:
+            base, size = struct.unpack_from('<QxxxxxxxxI', e, 0x30)
+            name = ustr(d, e, 0x58)
+        else:
+            base, _, size = struct.unpack_from('<III', e, 0x18)
+            name = ustr(d, e, 0x2C)
+        out.append((name, base, size))
+        cur = struct.unpack_from(fmt, e, 0)[0]
+    return out
+
+
+def pe_info(d, base):
+    """(sections [(name, rva, vsize, ch)], dirs {i: (rva, size)}) from the in-memory headers."""
+    hdr = d.rva(base, 0x1000)
+    if hdr is None or hdr[:2] != b'MZ':
+        return None
+    lf = struct.unpack_from('<I', hdr, 0x3C)[0]
+    nsec = struct.unpack_from('<H', hdr, lf + 6)[0]
+    opt = struct.unpack_from('<H', hdr, lf + 20)[0]
+    magic = struct.unpack_from('<H', hdr, lf + 24)[0]
+    dd = lf + 24 + (112 if magic == 0x20B else 96)
+    dirs = {i: struct.unpack_from('<II', hdr, dd + 8 * i) for i in range(16)}
+    secs = []
+    for i in range(nsec):
+        nm, vs, rva = struct.unpack_from('<8sII', hdr, lf + 24 + opt + 40 * i)
+        ch = struct.unpack_from('<I', hdr, lf + 24 + opt + 40 * i + 36)[0]
+        secs.append((nm.rstrip(b'\0').decode(), rva, vs, ch))
+    return secs, dirs
+
+
+def resident_pages(d, base, size):
+    out = []
+    for off in range(0, size, PAGE):
+        kind, pa = d.walk(base + off)
+        if pa is not None and kind != 'pagefile' and d.page_off(pa >> 12) is not None:
+            out.append((off, pa))
+    return out
+
+
+def nt_exports(d, base):
+    info = pe_info(d, base)
+    if not info:
+        return {}
+    rva, sz = info[1][0]
+    ed = d.rva(base + rva, 40)
+    n, nn, funcs, names, ords = struct.unpack_from('<IIIII', ed, 20)
+    out = {}
+    for i in range(nn):
+        nrva = struct.unpack('<I', d.rva(base + names + 4 * i, 4))[0]
+        nm = d.rva(base + nrva, 64).split(b'\0')[0].decode()
+        o = struct.unpack('<H', d.rva(base + ords + 2 * i, 2))[0]
+        out[nm] = base + struct.unpack('<I', d.rva(base + funcs + 4 * o, 4))[0]
+    return out
+
+
+def check_suspects(d, tr):
+    errs = []
+    mods = loaded_modules(d)
+    ip = tr['image_pages']
+    res = {}
+    for name, base, size in mods:
+        pages = resident_pages(d, base, size)
+        res[name] = pages
+        want = ip['modules'].get(name)
+        if want != {'resident': len(pages), 'total': (size + PAGE - 1) // PAGE}:
+            errs.append('image pages %s: %d/%d vs %s' % (name, len(pages), (size + 4095) // 4096, want))
+    if not tr.get('suspects'):
+        return errs
+    psz = 8 if d.bits == 64 else 4
+    fmt = '<Q' if psz == 8 else '<I'
+    exports = nt_exports(d, mods[0][1])
+    infos = {name: pe_info(d, base) for name, base, _ in mods}
+    for s in tr['suspects']:
+        key = int(s['key'], 16).to_bytes(4, 'little')
+        got = set()
+        for name, base, size in mods:
+            secs = infos[name][0] if infos[name] else []
+            pages = dict(res[name])
+            for off, pa in res[name]:
+                blob = d.rpa(pa, PAGE)
+                prev = d.rpa(pages[off - PAGE], PAGE) if off - PAGE in pages else bytes(PAGE)
+                nxt = d.rpa(pages[off + PAGE], 3) if off + PAGE in pages else b''
+                buf = prev[-4:] + blob + nxt
+                i = buf.find(key, 1)
+                while 0 <= i < 4 + PAGE:
+                    if i >= 4:
+                        rva = off + i - 4
+                        ch = [c for n_, a, vs, c in secs if a <= rva < a + vs]
+                        ex = bool(ch and ch[0] & 0x20000000)
+                        if d.bits == 64:
+                            imm = buf[i - 2:i] in (b'\x41\xb8', b'\x41\xb9') or buf[i - 4:i - 1] == b'\xc7\x44\x24'
+                        else:
+                            imm = buf[i - 1] == 0x68
+                        kind = 'tag-in-code' if ex and imm else 'tag-in-data'
+                        got.add((name, hex(base + rva), kind))
+                    i = buf.find(key, i + 1)
+        want = set((c['module'], e['address'], e['kind']) for c in s['candidates'] for e in c['evidence']
+                   if e['kind'] in ('tag-in-code', 'tag-in-data'))
+        if got != want:
+            errs.append('suspect %s tag sites: %s vs truth %s' % (s['tag'], sorted(got)[:4], sorted(want)[:4]))
+        if bool(got) != s['tag_search']['found']:
+            errs.append('suspect %s found flag' % s['tag'])
+        # allocator imports: IAT (directory 12) values equal to nt's untagged allocator exports
+        if s['tag'] == 'None':
+            targets = {exports[f]: f for f in ('ExAllocatePool', 'ExAllocatePoolWithQuota') if f in exports}
+            imp = set()
+            for name, base, size in mods:
+                if not infos[name]:
+                    continue
+                rva, sz = infos[name][1][12]
+                blob = d.rva(base + rva, sz) if sz else None
+                if blob is None:
+                    continue
+                for k in range(0, sz - psz + 1, psz):
+                    v = struct.unpack_from(fmt, blob, k)[0]
+                    if v in targets:
+                        imp.add((name, hex(base + rva + k)))
+            want = set((c['module'], e['address']) for c in s['candidates'] for e in c['evidence']
+                       if e['kind'] == 'imports-allocator')
+            if imp != want:
+                errs.append('None importers %s vs %s' % (sorted(imp), sorted(want)))
+        # KMDF: IAT entries pointing into Wdf01000.sys, name prefix == tag
+        wdf = [(b, sz) for n_, b, sz in mods if n_.lower() == 'wdf01000.sys']
+        if wdf:
+            kmdf = set()
+            for name, base, size in mods:
+                if not infos[name] or name[:4].encode('latin1') != key:
+                    continue
+                rva, sz = infos[name][1][12]
+                blob = d.rva(base + rva, sz) or b''
+                vals = [struct.unpack_from(fmt, blob, k)[0] for k in range(0, len(blob) - psz + 1, psz)]
+                if any(wdf[0][0] <= v < wdf[0][0] + wdf[0][1] for v in vals):
+                    kmdf.add(name)
+            want = set(c['module'] for c in s['candidates'] if 'kmdf-default-tag' in c['kinds'])
+            if kmdf != want:
+                errs.append('kmdf candidates %s vs %s' % (kmdf, want))
+        if not s['candidates'] and tr['modules'].get('unloaded'):
+            errs.append('suspect %s: unloaded drivers not listed' % s['tag'])
+    return errs
+
+
+# ---- KDBG: header pointer, .data scan, encoded block (pool-internals §1.1, §1.5) ----
+M64 = (1 << 64) - 1
+
+
+def kdbg_decode(e, never, always, p):
+    n = never & 0xFF & 63
+    x = e ^ never
+    x = ((x << n) | (x >> (64 - n))) & M64 if n else x
+    x = int.from_bytes((x ^ p).to_bytes(8, 'little'), 'big')
+    return x ^ always
+
+
+def find_kdbg(d):
+    """Sets d.kdbg / d.kdbg_from / d.kdbg_encoded (/ d.kdbg_plain); returns True or None."""
+    kd = d.rva(d.kdbg, 0x18)
+    d.kdbg_encoded = False
+    if kd is not None and kd[0x10:0x14] == b'KDBG':
+        d.kdbg_from = 'header'
+        return True
+    mods = loaded_modules(d)
+    if not mods:
+        return None
+    nt_base, nt_size = mods[0][1], mods[0][2]
+    secs = pe_info(d, nt_base)[0]
+    mask = M64 if d.bits == 64 else 0xFFFFFFFF
+    for name, rva, vs, ch in secs:
+        if name != '.data':
+            continue
+        blob = d.rva(nt_base + rva, vs)
+        i = blob.find(b'KDBG')
+        while i >= 0:
+            if i % 4 == 0 and i >= 0x10:
+                kb = struct.unpack_from('<Q', blob, i + 8)[0] & mask
+                pl = struct.unpack_from('<Q', blob, i + 0x38)[0] & mask
+                if kb == nt_base and nt_base <= pl < nt_base + nt_size:
+                    d.kdbg, d.kdbg_from = nt_base + rva + i - 0x10, 'scan'
+                    return True
+            i = blob.find(b'KDBG', i + 1)
+    if d.bits != 64:
+        return None
+    # encoded: KdCopyDataBlock by its byte forms (cmp / lea / mov / mov|xor / bswap / ret)
+    for name, rva, vs, ch in secs:
+        if not ch & 0x20000000:
+            continue
+        text = d.rva(nt_base + rva, vs)
+        tva = nt_base + rva
+        i = text.find(b'\x80\x3d')
+        while i >= 0:
+            res = _kdcopy_candidate(d, text, tva, i)
+            if res:
+                return True
+            i = text.find(b'\x80\x3d', i + 1)
+    return None
+
+
+def _kdcopy_candidate(d, text, tva, i):
+    if text[i + 6] != 0:
+        return None
+    flag = tva + i + 7 + struct.unpack_from('<i', text, i + 2)[0]
+    want = ['lea', 'mov', 'movxor']
+    got = []
+    bswap = False
+    j = i + 7
+    while j < min(i + 300, len(text) - 7):
+        b0, b1, b2 = text[j], text[j + 1], text[j + 2]
+        if b0 == 0xC3:
+            break
+        if b0 in (0x48, 0x4C) and b2 & 0xC7 == 0x05 and got.__len__() < 3:
+            kind = {0x8D: 'lea', 0x8B: 'mov', 0x33: 'xor'}.get(b1)
+            w = want[len(got)]
+            if kind and (kind == w or (w == 'movxor' and kind in ('mov', 'xor'))):
+                got.append(tva + j + 7 + struct.unpack_from('<i', text, j + 3)[0])
+                j += 7
+                continue
+        if b0 in (0x48, 0x49) and b1 == 0x0F and 0xC8 <= b2 <= 0xCF:
+            bswap = True
+        j += 1
+    if len(got) < 3 or not bswap:
+        return None
+    kdbg, nv, av = got
+    fb, nb, ab = d.rva(flag, 1), d.rva(nv, 8), d.rva(av, 8)
+    if fb != b'\x01' or nb is None or ab is None:
+        return None
+    never, always = struct.unpack('<Q', nb)[0], struct.unpack('<Q', ab)[0]
+    q = d.rva(kdbg + 0x10, 8)
+    if q is None:
+        return None
+    v = kdbg_decode(struct.unpack('<Q', q)[0], never, always, flag)
+    size = v >> 32
+    if v & 0xFFFFFFFF != 0x4742444B or not 0x200 <= size <= 0x1000 or size % 8:
+        return None
+    raw = d.rva(kdbg, size)
+    d.kdbg_plain = b''.join(struct.pack('<Q', kdbg_decode(struct.unpack_from('<Q', raw, k)[0], never, always, flag))
+                            for k in range(0, size, 8))
+    d.kdbg, d.kdbg_from, d.kdbg_encoded = kdbg, 'header' if kdbg == d.hdr_kdbg else 'scan', True
+    return True
 
 
 # ---- pool: implements the symbol-less heuristics of pool-internals §2.8/§3.3 ----
@@ -245,7 +530,7 @@ def ptr(d, va):
 
 
 def kdbg_field(d, off):
-    kd = d.rva(d.kdbg, off + 8)
+    kd = d.kdbg_read(off + 8)
     v = struct.unpack_from('<Q', kd, off)[0]
     return v & 0xFFFFFFFF if d.bits == 32 else v
 
@@ -513,7 +798,7 @@ def check_modules(d, tr):
     head = d.psl
     cur = struct.unpack(fmt, d.rva(head, psz))[0]
     got = []
-    while cur != head and len(got) < 200:
+    while cur != head and len(got) < 2000:
         e = d.rva(cur, 0xA0 if psz == 8 else 0x5C)
         if e is None:
             break
@@ -528,7 +813,7 @@ def check_modules(d, tr):
     if got != tr['modules']['loaded']:
         errs.append('module list differs: %s' % [g['name'] for g in got])
     # unloaded drivers via KDBG +0x220/+0x228
-    kd = d.rva(d.kdbg, 0x230)
+    kd = d.kdbg_read(0x230)
     mask = (1 << (8 * psz)) - 1
     arrp = struct.unpack_from('<Q', kd, 0x220)[0] & mask
     cntp = struct.unpack_from('<Q', kd, 0x228)[0] & mask
@@ -599,6 +884,12 @@ def main():
         bad = 0
         for e in idx:
             errs = check(os.path.join(root, e['dump']), os.path.join(root, e['truth']))
+            if e.get('twin'):
+                a = json.load(open(os.path.join(root, e['truth'])))
+                b = json.load(open(os.path.join(root, e['twin'][:-4] + '.json')))
+                for k in ('vm', 'pool', 'bigpool', 'modules', 'image_pages', 'phys', 'vtop'):
+                    if a.get(k) != b.get(k):
+                        errs.append('twin %s differs in %s' % (e['twin'], k))
             if errs:
                 bad += 1
                 print('FAIL', e['dump'], errs[:5])

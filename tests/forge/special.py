@@ -1,5 +1,6 @@
 """Large pages, software PTEs and a random page-table region (dump-format §4.1-§4.4).
 Every special case is recorded in m.pt.oracle (kind, pa) for the truth file."""
+import struct
 from paging import PAGE, KFLAGS, G, V
 
 def build_large(m):
@@ -99,3 +100,56 @@ def build_random(m):
                 mapped.append([hex(va), hex(pfn * PAGE), PAGE])
     mapped.sort(key=lambda e: int(e[0], 16))
     m.random_pt = {'root': hex(pt.root), 'base': hex(base), 'span': span, 'mapped': mapped}
+
+
+def build_prototype(m, rng):
+    """Kernel VAs whose final PTE is a *prototype* PTE (dump-format §4.3/§4.4 step 3): the
+    prototype PTE array sits in a valid kernel page; its entries are valid, transition,
+    pagefile, and one VA uses the "look at the VAD" ProtoAddress.  x64 and x86 PAE only
+    (the non-PAE packing is uncertain).  Uses its own rng (and makes the physical allocator
+    use it too) so nothing else in the dump moves."""
+    if m.arch not in ('x64', 'x86-pae'):
+        m.proto_vas = []
+        return
+    pt = m.pt
+    save = m.phys.rng
+    m.phys.rng = rng
+    try:
+        base = m.paged_va + 0x60 * PAGE
+        proto = base                                   # page holding the prototype PTEs
+        m.map_new(proto, 1)
+        slots = [rng.randrange(0, PAGE // 8) for _ in range(3)]
+        while len(set(slots)) < 3:
+            slots = [rng.randrange(0, PAGE // 8) for _ in range(3)]
+        out = []
+        for i, kind in enumerate(('valid', 'transition', 'pagefile', 'vad')):
+            va = base + (0x10 + i) * PAGE
+            pa = None
+            if kind == 'vad':
+                target = None
+            else:
+                target = proto + slots[i] * 8
+                if kind == 'valid':
+                    pfn = m.phys.alloc()
+                    pte = pfn * PAGE | KFLAGS | G
+                    pa = pfn * PAGE
+                elif kind == 'transition':
+                    pfn = m.phys.alloc()
+                    pte = pt.transition(pfn)
+                    pa = pfn * PAGE
+                else:
+                    pte = pt.pagefile(rng.randrange(0x100, 0xFFFFF))
+                m.vw(target, struct.pack('<Q', pte))
+                if pa is not None:
+                    m.phys.write(pa, b'PROTOTYPE-MAPPED PAGE (%s)' % kind.encode())
+            if m.bits == 64:
+                field = 0xFFFFFFFF0000 if target is None else target & 0xFFFFFFFFFFFF
+                raw = (field << 16) | 0x400 | ((4 << 5) if target is None else 0)
+            else:
+                field = 0xFFFFFFFF if target is None else target
+                raw = (field << 32) | 0x400
+            pt.set_leaf(va, raw, 'prototype', pa)
+            out.append((va, kind))
+        m.proto_vas = out
+    finally:
+        m.phys.rng = save
