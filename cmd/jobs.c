@@ -77,6 +77,18 @@ static void *worker(void *arg)
 
 int run_jobs(const options *o, const char **paths, int npaths, int jobs, void (*emit)(const options *, result *))
 {
+    if (jobs <= 1 || npaths <= 1) {
+        /* One at a time: print and release each dump before the next. */
+        int worst = 0;
+        for (int i = 0; i < npaths; i++) {
+            result r = {.path = paths[i]};
+            analyse(o, &r);
+            emit(o, &r);
+            if ((int)r.status > worst)
+                worst = (int)r.status;
+        }
+        return worst;
+    }
     pool_state p = {.o = o, .n = npaths, .window = 2 * jobs};
     p.results = calloc((size_t)npaths, sizeof *p.results);
     p.done = calloc((size_t)npaths, 1);
@@ -104,7 +116,7 @@ int run_jobs(const options *o, const char **paths, int npaths, int jobs, void (*
 #endif
     }
     if (!started) {
-        p.window = npaths; /* the printer is this thread: never wait for it */
+        p.window = npaths; /* no thread could start: this one does the work */
         work(&p);
     }
     int worst = 0;

@@ -34,15 +34,32 @@ static uint64_t scan_bitmap(dl_dump *d, const bitmap_desc *b, run_fn fn, dl_stat
         *st = dl_source_read(d->src, d->ctx, b->bitmap_at + done, buf, chunk);
         if (*st != DL_OK)
             return UINT64_MAX;
+        if (done + chunk == nbytes && b->bits % 8) /* ignore bits at or past BitmapSize */
+            buf[chunk - 1] &= (uint8_t)((1u << (b->bits % 8)) - 1);
+        if (!fn) {
+            size_t i = 0;
+            for (; i + 8 <= chunk; i += 8) {
+                uint64_t w;
+                memcpy(&w, buf + i, 8);
+                rank += (uint64_t)__builtin_popcountll(w);
+            }
+            for (; i < chunk; i++)
+                rank += (uint64_t)__builtin_popcount(buf[i]);
+            done += chunk;
+            continue;
+        }
         for (size_t i = 0; i < chunk; i++) {
             uint8_t byte = buf[i];
             uint64_t pfn0 = (done + i) * 8;
-            if (pfn0 + 8 > b->bits) /* ignore bits at or past BitmapSize */
-                byte &= (uint8_t)((1u << (b->bits - pfn0)) - 1);
-            if (!fn) {
-                rank += (uint64_t)__builtin_popcount(byte);
+            if (byte == 0xFF) { /* whole byte present: extend or start a run */
+                if (!run_len)
+                    run_start = pfn0;
+                run_len += 8;
+                rank += 8;
                 continue;
             }
+            if (byte == 0 && !run_len)
+                continue;
             for (int bit = 0; bit < 8; bit++) {
                 if (byte & (1u << bit)) {
                     if (!run_len)
@@ -63,9 +80,18 @@ static uint64_t scan_bitmap(dl_dump *d, const bitmap_desc *b, run_fn fn, dl_stat
     return rank;
 }
 
+/* Pages whose data would lie past the end of the file are absent: they are
+ * counted, not mapped, so a crafted bitmap cannot make the table outgrow
+ * the file. */
 static dl_status add_run(dl_dump *d, uint64_t pfn, uint64_t n, uint64_t rank, const bitmap_desc *b)
 {
-    return dl_physmem_add(&d->pm, d->ctx, pfn, n, b->first_page + rank * DL_PAGE_SIZE);
+    uint64_t off = b->first_page + rank * DL_PAGE_SIZE, fsize = d->src->size;
+    uint64_t fit = off >= fsize ? 0 : (fsize - off) / DL_PAGE_SIZE;
+    if (fit < n) {
+        d->pm.pages_past_eof_unmapped += n - fit;
+        n = fit;
+    }
+    return n ? dl_physmem_add(&d->pm, d->ctx, pfn, n, off) : DL_OK;
 }
 
 /* Structural checks shared by both layouts; NULL when plausible. */

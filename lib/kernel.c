@@ -26,9 +26,16 @@ int dl_nt_base(dl_dump *d, uint64_t *base)
     return dl_kernel_va(d, *base) && !(*base & 0xFFF);
 }
 
+/* No structure dumpleak reads whole is larger (a 2^20-entry tracker or
+ * big-page table is 32-80 MiB): a bigger request comes from corrupt data. */
+#define MAX_WINDOW (256u << 20)
+
 dl_status dl_window_read(dl_dump *d, uint64_t va, size_t len, dl_window *w)
 {
     memset(w, 0, sizeof *w);
+    if (len > MAX_WINDOW)
+        return dl_fail(d->ctx, DL_PARTIAL, "a read of 0x%zx bytes at 0x%llx is larger than any kernel structure", len,
+                       (unsigned long long)va);
     size_t pages = (size_t)(((va + len + DL_PAGE_SIZE - 1) >> DL_PAGE_SHIFT) - (va >> DL_PAGE_SHIFT));
     w->data = calloc(1, len ? len : 1);
     w->page_present = calloc(pages ? pages : 1, 1);

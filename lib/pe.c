@@ -8,6 +8,9 @@
 #include "ctx.h"
 
 #define MAX_EXPORT_NAMES 65536u
+/* Larger than any kernel image (the biggest drivers are ~100 MiB): a header
+ * that says more is corrupt, and every read derived from it is bounded. */
+#define MAX_IMAGE_SIZE (1u << 30)
 #define MAX_IMPORT_DESCRIPTORS 256u
 #define MAX_IAT_SLOTS 65536u
 
@@ -33,6 +36,8 @@ dl_status dl_pe_parse(dl_ctx *ctx, dl_pe_read_fn rd, void *arg, uint64_t base, d
         return dl_fail(ctx, DL_PARTIAL, "unknown optional-header magic 0x%x at 0x%llx", magic, (unsigned long long)base);
     img->pe32plus = magic == 0x20B;
     img->size = dl_le32(nt + 0x18 + 56); /* SizeOfImage */
+    if (img->size > MAX_IMAGE_SIZE)
+        img->size = MAX_IMAGE_SIZE;
     const uint8_t *dirs = nt + 0x18 + (img->pe32plus ? 112 : 96);
     uint32_t ndirs = dl_le32(dirs - 4);
     if (ndirs > 0)
@@ -51,8 +56,10 @@ dl_status dl_pe_parse(dl_ctx *ctx, dl_pe_read_fn rd, void *arg, uint64_t base, d
         dl_section *x = &img->sec[img->nsec];
         memcpy(x->name, s, 8);
         x->name[8] = 0;
-        x->size = dl_le32(s + 8);
-        x->va = base + dl_le32(s + 12);
+        uint32_t rva = dl_le32(s + 12), vsize = dl_le32(s + 8);
+        /* A section ends where the image does. */
+        x->size = rva >= img->size ? 0 : vsize < img->size - rva ? vsize : (uint32_t)(img->size - rva);
+        x->va = base + rva;
         x->characteristics = dl_le32(s + 36);
         img->raw_size[img->nsec] = dl_le32(s + 16);
         img->raw_off[img->nsec] = dl_le32(s + 20);
@@ -78,7 +85,7 @@ dl_status dl_image_load(dl_dump *d, uint64_t base, uint64_t size, dl_image *img)
     dl_status st = dl_pe_parse(d->ctx, read_mem, &m, base, img);
     /* The loader's SizeOfImage is what the module list says. */
     if (size)
-        img->size = size;
+        img->size = size < MAX_IMAGE_SIZE ? size : MAX_IMAGE_SIZE;
     return st;
 }
 

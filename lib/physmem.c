@@ -82,7 +82,8 @@ dl_status dl_physmem_finish(dl_physmem *pm, dl_ctx *ctx)
     /* Clamp at EOF: pages the header describes but the file lacks are absent. */
     uint64_t fsize = pm->src->size;
     size_t out = 0;
-    pm->pages_present = pm->pages_past_eof = 0;
+    pm->pages_present = 0;
+    pm->pages_past_eof = pm->pages_past_eof_unmapped;
     for (size_t i = 0; i < pm->n; i++) {
         dl_extent e = pm->ext[i];
         uint64_t avail = e.file_offset >= fsize ? 0 : (fsize - e.file_offset) / DL_PAGE_SIZE;

@@ -16,6 +16,7 @@ typedef struct dl_physmem {
     size_t n, cap;
     uint64_t pages_present;
     uint64_t pages_past_eof; /* described by the container, beyond the file */
+    uint64_t pages_past_eof_unmapped; /* of those, never added as extents */
     uint64_t max_pfn;        /* highest PFN present + 1 */
 } dl_physmem;
 

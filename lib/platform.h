@@ -15,6 +15,9 @@ typedef struct dl_file_map {
 
 dl_status dl_platform_map(dl_ctx *ctx, const char *path, dl_file_map *out);
 void dl_platform_unmap(dl_file_map *map);
+/* Let the OS drop the mapped pages from this process (they fault back in
+ * from the page cache if read again). */
+void dl_platform_release(dl_file_map *map);
 
 /* Regular files in a directory (names only, sorted by the caller);
  * free each name and the array. */

@@ -1,5 +1,6 @@
 #ifndef _WIN32
 #define _FILE_OFFSET_BITS 64
+#define _DEFAULT_SOURCE /* madvise */
 #include "platform.h"
 
 #include <errno.h>
@@ -44,6 +45,16 @@ dl_status dl_platform_map(dl_ctx *ctx, const char *path, dl_file_map *out)
     }
     close(fd);
     return DL_OK;
+}
+
+void dl_platform_release(dl_file_map *map)
+{
+#ifdef MADV_DONTNEED
+    if (map->data)
+        madvise((void *)map->data, (size_t)map->size, MADV_DONTNEED);
+#else
+    (void)map;
+#endif
 }
 
 void dl_platform_unmap(dl_file_map *map)

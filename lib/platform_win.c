@@ -373,4 +373,10 @@ int dl_platform_getenv(const char *name, char *buf, size_t cap)
     int n = WideCharToMultiByte(CP_UTF8, 0, v, -1, buf, (int)cap, NULL, NULL);
     return n > 0;
 }
+/* Windows trims a view's working set itself when memory is short; a
+ * scan of a large image does not need help here. */
+void dl_platform_release(dl_file_map *map)
+{
+    (void)map;
+}
 #endif

@@ -338,6 +338,11 @@ static void find_expansion(tracker_ctx *t, dl_pool *pool, const dl_window *globa
         if (!dl_window_ptr(&w, va, t->bits, &p) || !dl_window_ptr(&w, va + (uint64_t)step, t->bits, &n) ||
             !dl_kernel_va(t->d, p) || (p & (DL_PAGE_SIZE - 1)) || p == t->table || n < 1 || n > MAX_EXPANSION)
             continue;
+        /* The first key decides cheaply before the whole table is read. */
+        uint32_t first;
+        if (dl_vmem_read_u32(&t->d->vm, t->d->ctx, p, &first) != DL_OK || !first || !dl_printable_tag(first) ||
+            bsearch(&first, keys, slots, sizeof *keys, cmp_u32))
+            continue;
         dl_window e;
         if (dl_window_read(t->d, p, (size_t)n * t->L->size, &e) != DL_OK)
             continue;

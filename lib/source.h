@@ -18,12 +18,21 @@ struct dl_source {
      * (callers then fall back to read()). */
     const uint8_t *(*view)(dl_source *src, uint64_t off, size_t len);
     void (*close)(dl_source *src);
+    /* Optional: drop cached or mapped pages read so far (memory stays
+     * bounded while large areas are scanned once). */
+    void (*release)(dl_source *src);
     void *priv;
     const char *path; /* file behind the source, or NULL: keys the index cache */
 };
 
 dl_status dl_source_open_file(dl_ctx *ctx, const char *path, dl_source **out);
 void dl_source_close(dl_source *src);
+
+static inline void dl_source_release(dl_source *src)
+{
+    if (src && src->release)
+        src->release(src);
+}
 
 /* Wrappers (gzip, ZIP, CAB/MSZIP), detected by content: on a wrapper,
  * *out is a byte source of the dump inside and *wrapper names the kind; on

@@ -36,6 +36,11 @@ static const uint8_t *file_view(dl_source *src, uint64_t off, size_t len)
     return fs->map.data + off;
 }
 
+static void file_release(dl_source *src)
+{
+    dl_platform_release(&((file_source *)src)->map);
+}
+
 static void file_close(dl_source *src)
 {
     file_source *fs = (file_source *)src;
@@ -62,6 +67,7 @@ dl_status dl_source_open_file(dl_ctx *ctx, const char *path, dl_source **out)
     fs->base.read = file_read;
     fs->base.view = file_view;
     fs->base.close = file_close;
+    fs->base.release = file_release;
     *out = &fs->base;
     return DL_OK;
 }

@@ -100,12 +100,14 @@ static void record_hit(dl_suspect *s, const char *module, uint64_t base, const d
 typedef struct wanted {
     uint32_t keys[MAX_WANTED];
     size_t n;
-    uint8_t low16[8192]; /* filter on the low 16 bits: most bytes fail here */
+    uint8_t first[256];  /* first tag bytes: most image bytes fail here */
+    uint8_t low16[8192]; /* then the low 16 bits */
 } wanted;
 
 static void want(wanted *w, uint32_t k)
 {
     w->keys[w->n++] = k;
+    w->first[k & 0xFF] = 1;
     w->low16[(k & 0xFFFF) >> 3] |= (uint8_t)(1u << (k & 7));
 }
 
@@ -131,25 +133,45 @@ static void scan_module(dl_dump *d, const dl_module *m, const wanted *w, dl_susp
     uint8_t buf[DL_PAGE_SIZE + 3 + 7];
     for (uint64_t pg = 0; pg < pages; pg++) {
         uint64_t va = m->base + pg * DL_PAGE_SIZE;
+        dl_xlat x;
+        if (dl_vmem_translate(&d->vm, d->ctx, va, &x) != DL_OK && x.level >= 2) {
+            /* A missing upper-level table: the whole range it would map is
+             * absent, so skip it at once (a crafted SizeOfImage costs nothing). */
+            int shift = d->vm.mode == DL_PAGING_X86 ? 12 + 10 * (x.level - 1) : 12 + 9 * (x.level - 1);
+            uint64_t next = shift >= 64 ? UINT64_MAX : ((va >> shift) + 1) << shift;
+            uint64_t skip = next > va ? (next - va) / DL_PAGE_SIZE : pages;
+            if (skip > pages - pg)
+                skip = pages - pg;
+            for (size_t i = 0; i < out->n; i++)
+                out->items[i].pages_total += skip;
+            pg += skip - 1;
+            continue;
+        }
         for (size_t i = 0; i < out->n; i++)
             out->items[i].pages_total++;
         /* buf[0..6] = the 7 bytes before the page (zeros if absent). */
-        memset(buf, 0, sizeof buf);
-        if (dl_vmem_read(&d->vm, d->ctx, va, buf + 7, DL_PAGE_SIZE) != DL_OK)
+        if (x.kind != DL_XLAT_VALID && x.kind != DL_XLAT_TRANSITION && x.kind != DL_XLAT_PROTOTYPE)
+            continue;
+        if (dl_physmem_read(&d->pm, d->ctx, x.pa & ~(uint64_t)(DL_PAGE_SIZE - 1), buf + 7, DL_PAGE_SIZE) != DL_OK)
             continue;
         for (size_t i = 0; i < out->n; i++)
             out->items[i].pages_resident++;
-        if (pg)
-            dl_vmem_read(&d->vm, d->ctx, va - 7, buf, 7);
+        if (!pg || dl_vmem_read(&d->vm, d->ctx, va - 7, buf, 7) != DL_OK)
+            memset(buf, 0, 7);
         size_t tail = 0;
         if (pg + 1 < pages && dl_vmem_read(&d->vm, d->ctx, va + DL_PAGE_SIZE, buf + 7 + DL_PAGE_SIZE, 3) == DL_OK)
             tail = 3;
+        const uint8_t *p = buf + 7;
         for (size_t off = 0; off + 4 <= DL_PAGE_SIZE + tail; off++) {
-            int k = find_key(w, dl_le32(buf + 7 + off));
+            if (!w->first[p[off]])
+                continue;
+            int k = find_key(w, dl_le32(p + off));
             if (k >= 0)
                 record_hit(&out->items[k], m->name ? m->name : "?", m->base, &img, va + off, buf + off, bits);
         }
     }
+    /* The image pages were read once; don't keep them counted against us. */
+    dl_source_release(d->pm.src);
     dl_ctx_clear_error(d->ctx);
 }
 
