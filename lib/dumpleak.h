@@ -218,6 +218,7 @@ typedef struct dl_candidate {
     size_t nevidence;
     dl_evidence *evidence;
     size_t code_hits, data_hits; /* counted, even past the evidence kept */
+    uint64_t sort_time;          /* unload time, ranks unloaded drivers */
 } dl_candidate;
 
 typedef struct dl_suspect {

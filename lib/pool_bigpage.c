@@ -8,6 +8,7 @@
 #include "ctx.h"
 #include "kernel.h"
 #include "layouts.h"
+#include "pe.h"
 #include "pool.h"
 
 #define NEAR_WINDOW 0x3000u
@@ -132,36 +133,23 @@ static int better(const big_choice *a, const big_choice *b)
  * sizes must not make the work grow with their product. */
 #define MAX_FULL_CHECKS 256
 
-dl_status dl_pool_bigpages(dl_dump *d, dl_bigpool *big)
+/* The best (table, size) pair with both slots inside window w. */
+static void search_window(dl_dump *d, const dl_window *w, uint64_t tracker, const dl_bigpage_layout **cand, int ncand,
+                          big_choice *best)
 {
-    dl_ctx *ctx = d->ctx;
     int bits = d->info.bits, step = bits / 8;
-    uint64_t anchor;
-    if (!dl_kdbg_member(d, KDBG_POOLTRACKTABLE, &anchor) || !dl_kernel_va(d, anchor))
-        return dl_fail(ctx, DL_PARTIAL, "the KDBG gives no PoolTrackTable to find the big-page table from");
-    uint64_t tracker = 0;
-    dl_vmem_read_ptr(&d->vm, ctx, bits, anchor, &tracker);
-    dl_window w;
-    dl_status st = dl_window_read(d, anchor - NEAR_WINDOW, 2 * NEAR_WINDOW, &w);
-    if (st != DL_OK)
-        return st;
-    const dl_bigpage_layout *cand[8];
-    int ncand = dl_bigpage_candidates(bits, d->info.minor_version, cand, 8);
-    /* Sizes: powers of two in the window; tables: page-aligned kernel pointers. */
     uint64_t sizes[64], size_at[64];
-    int nsizes = 0;
-    for (uint64_t b = w.va; b + (uint64_t)step <= w.va + w.len && nsizes < 64; b += (uint64_t)step) {
+    int nsizes = 0, checks = 0;
+    for (uint64_t b = w->va; b + (uint64_t)step <= w->va + w->len && nsizes < 64; b += (uint64_t)step) {
         uint64_t n;
-        if (dl_window_ptr(&w, b, bits, &n) && n >= MIN_ENTRIES && n < MAX_ENTRIES && !(n & (n - 1))) {
+        if (dl_window_ptr(w, b, bits, &n) && n >= MIN_ENTRIES && n < MAX_ENTRIES && !(n & (n - 1))) {
             sizes[nsizes] = n;
             size_at[nsizes++] = b;
         }
     }
-    big_choice best = {0};
-    int checks = 0;
-    for (uint64_t a = w.va; a + (uint64_t)step <= w.va + w.len; a += (uint64_t)step) {
+    for (uint64_t a = w->va; a + (uint64_t)step <= w->va + w->len; a += (uint64_t)step) {
         uint64_t table;
-        if (!dl_window_ptr(&w, a, bits, &table) || !dl_kernel_va(d, table) || (table & (DL_PAGE_SIZE - 1)) ||
+        if (!dl_window_ptr(w, a, bits, &table) || !dl_kernel_va(d, table) || (table & (DL_PAGE_SIZE - 1)) ||
             table == tracker)
             continue;
         for (int c = 0; c < ncand; c++) {
@@ -175,20 +163,51 @@ dl_status dl_pool_bigpages(dl_dump *d, dl_bigpool *big)
                 x.distance = (int)(a > size_at[k] ? a - size_at[k] : size_at[k] - a);
                 if (x.n * cand[c]->size <= MAX_COUNTED_BYTES) {
                     x.in_use = count_in_use(d, table, x.n, cand[c]);
-                    for (uint64_t v = w.va; v + 4 <= w.va + w.len && !x.counted; v += 4) {
-                        size_t off = (size_t)(v - w.va);
-                        x.counted = w.page_present[off >> DL_PAGE_SHIFT] && x.in_use &&
-                                    dl_le32(w.data + off) == x.in_use;
+                    for (uint64_t v = w->va; v + 4 <= w->va + w->len && !x.counted; v += 4) {
+                        size_t off = (size_t)(v - w->va);
+                        x.counted = w->page_present[off >> DL_PAGE_SHIFT] && x.in_use && dl_le32(w->data + off) == x.in_use;
                     }
                 }
-                if (better(&x, &best))
-                    best = x;
+                if (better(&x, best))
+                    *best = x;
             }
         }
     }
+}
+
+dl_status dl_pool_bigpages(dl_dump *d, dl_bigpool *big)
+{
+    dl_ctx *ctx = d->ctx;
+    int bits = d->info.bits;
+    uint64_t anchor;
+    if (!dl_kdbg_member(d, KDBG_POOLTRACKTABLE, &anchor) || !dl_kernel_va(d, anchor))
+        return dl_fail(ctx, DL_PARTIAL, "the KDBG gives no PoolTrackTable to find the big-page table from");
+    uint64_t tracker = 0;
+    dl_vmem_read_ptr(&d->vm, ctx, bits, anchor, &tracker);
+    const dl_bigpage_layout *cand[8];
+    int ncand = dl_bigpage_candidates(bits, d->info.minor_version, cand, 8);
+    big_choice best = {0};
+    /* Near &PoolTrackTable first (§3.3), then the rest of nt's writable data:
+     * builds place the globals further apart than any window assumes. */
+    dl_window w;
+    dl_status st = dl_window_read(d, anchor - NEAR_WINDOW, 2 * NEAR_WINDOW, &w);
+    if (st != DL_OK)
+        return st;
+    search_window(d, &w, tracker, cand, ncand, &best);
     dl_window_free(&w);
+    uint64_t nt;
+    dl_image img;
+    if (!best.L && dl_nt_base(d, &nt) && dl_image_load(d, nt, 0, &img) == DL_OK)
+        for (int s = 0; s < img.nsec && !best.L; s++) {
+            if (!(img.sec[s].characteristics & DL_SCN_MEM_WRITE) || (img.sec[s].characteristics & DL_SCN_MEM_DISCARDABLE) ||
+                dl_window_read(d, img.sec[s].va, img.sec[s].size, &w) != DL_OK)
+                continue;
+            search_window(d, &w, tracker, cand, ncand, &best);
+            dl_window_free(&w);
+        }
+    dl_ctx_clear_error(ctx);
     if (!best.L)
-        return dl_fail(ctx, DL_PARTIAL, "the big-page table was not found near PoolTrackTable");
+        return dl_fail(ctx, DL_PARTIAL, "the big-page table was not found in nt's data");
     if (best.L->size != cand[0]->size)
         dl_warn(ctx, "bigpage-layout", "big-page entries are 0x%x bytes, not the 0x%x expected for build %u",
                 best.L->size, cand[0]->size, d->info.minor_version);

@@ -306,6 +306,34 @@ static void pooltag_evidence(const dl_suspect_options *o, const dl_modules *mods
 /* KMDF uses the first four characters of the service name when a driver
  * gives no pool tag ("WDF" prefix skipped; learn.microsoft.com
  * WDF_DRIVER_CONFIG.DriverPoolTag). */
+typedef struct range_hit {
+    uint64_t lo, hi;
+    int hit;
+} range_hit;
+
+static void on_iat_range(void *arg, uint64_t slot, uint64_t value)
+{
+    range_hit *r = arg;
+    (void)slot;
+    r->hit |= value >= r->lo && value < r->hi;
+}
+
+/* Imports from the KMDF runtime: by name, or, with the import descriptors
+ * discarded, by IAT values that point into Wdf01000.sys. */
+static int imports_wdf(dl_dump *d, const dl_modules *mods, const dl_image *img)
+{
+    int by_name = dl_image_imports_dll(d, img, "WDF01000.SYS");
+    if (by_name >= 0)
+        return by_name;
+    for (size_t i = 0; i < mods->nloaded; i++)
+        if (mods->loaded[i].name && dl_ascii_caseeq(mods->loaded[i].name, "Wdf01000.sys")) {
+            range_hit r = {mods->loaded[i].base, mods->loaded[i].base + mods->loaded[i].size, 0};
+            dl_image_iat(d, img, on_iat_range, &r);
+            return r.hit;
+        }
+    return 0;
+}
+
 static void kmdf_evidence(dl_dump *d, const dl_modules *mods, dl_suspect *s)
 {
     for (size_t i = 1; i < mods->nloaded; i++) {
@@ -326,7 +354,7 @@ static void kmdf_evidence(dl_dump *d, const dl_modules *mods, dl_suspect *s)
             continue;
         dl_image img;
         int wdf = dl_image_load(d, mods->loaded[i].base, mods->loaded[i].size, &img) == DL_OK &&
-                  dl_image_imports_dll(d, &img, "WDF01000.SYS") == 1;
+                  imports_wdf(d, mods, &img) == 1;
         dl_evidence *e = dl_add_evidence(s, mods->loaded[i].name, "kmdf-default-tag", wdf ? 40 : 10);
         if (e)
             snprintf(e->detail, sizeof e->detail, "tag is the first four characters of the driver's name (KMDF default "
@@ -400,6 +428,11 @@ static void unloaded_evidence(const dl_modules *mods, dl_suspect *s)
         dl_evidence *e = dl_add_evidence(s, u->name, "unloaded", 5);
         if (!e)
             continue;
+        /* The most recently unloaded driver first: the likeliest owner of
+         * allocations still outstanding. */
+        dl_candidate *c = candidate(s, u->name);
+        if (c && u->has_time && u->time > c->sort_time)
+            c->sort_time = u->time;
         e->has_address = 1;
         e->address = u->base;
         char t[32];
@@ -417,6 +450,8 @@ static int by_score(const void *a, const void *b)
     const dl_candidate *x = a, *y = b;
     if (x->score != y->score)
         return y->score - x->score;
+    if (x->sort_time != y->sort_time)
+        return x->sort_time < y->sort_time ? 1 : -1;
     return strcmp(x->module, y->module);
 }
 

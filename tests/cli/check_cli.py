@@ -87,6 +87,43 @@ def check_pool_sections(binary, dump, truth, partial):
                   str(next(((x, y) for x, y in zip(g, w) if x != y), None)))
 
 
+def check_suspects(binary, dump, truth, pooltag):
+    """The top candidate, its confidence and evidence kinds, and the honest
+    page counts when nothing is found."""
+    for want in truth.get("suspects") or []:
+        args = ["--json", "suspect", "--tag", want["tag"], dump]
+        if pooltag and want.get("with_pooltag_top") is not None:
+            args[1:1] = ["--pooltag", pooltag]
+        code, out, err = run(binary, *args)
+        obj = json.loads(out)
+        got = (obj.get("suspects") or [None])[0]
+        if got is None:
+            check(False, f"{dump}: no suspects for {want['tag']}: {obj.get('warnings')}")
+            continue
+        cands = got["candidates"]
+        loaded = [c for c in cands if any(e["kind"] != "unloaded" for e in c["evidence"])]
+        top = want.get("with_pooltag_top") if pooltag and want.get("with_pooltag_top") else want["top"]
+        if top is None:
+            check(not loaded, f"{dump}: {want['tag']}: expected no loaded candidate, got {[c['module'] for c in loaded]}")
+            ts = want.get("tag_search") or {}
+            if ts:
+                check(got["image_pages"] == {"resident": ts["resident_pages"], "total": ts["total_pages"]},
+                      f"{dump}: {want['tag']}: image pages {got['image_pages']} vs {ts}")
+            continue
+        ok_top = [top] + list(want.get("tied") or [])
+        check(bool(cands) and cands[0]["module"] in ok_top,
+              f"{dump}: {want['tag']}: top {cands[0]['module'] if cands else None}, expected {ok_top}")
+        if cands and cands[0]["module"] in ok_top and not (pooltag and want.get("with_pooltag_top")):
+            check(cands[0]["confidence"] == want["top_confidence"],
+                  f"{dump}: {want['tag']}: confidence {cands[0]['confidence']}, expected {want['top_confidence']}")
+            kinds = {e["kind"] for e in cands[0]["evidence"]}
+            check(set(want["top_kinds"]) <= kinds, f"{dump}: {want['tag']}: kinds {kinds}, expected {want['top_kinds']}")
+            for e in (want["candidates"][0].get("evidence") or []):
+                if e.get("address") and e["kind"] in ("tag-in-code", "tag-in-data", "imports-allocator"):
+                    check(any(x.get("address") == e["address"] and x["kind"] == e["kind"] for x in cands[0]["evidence"]),
+                          f"{dump}: {want['tag']}: evidence {e['kind']} at {e['address']} missing")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
@@ -145,6 +182,9 @@ def main():
             obj = json.loads(out)
             compare(obj.get("modules"), truth["modules"], dump, "modules")
         check_pool_sections(a.bin, dump, truth, partial)
+        if "suspects" not in partial:
+            pt = e.get("pooltag")
+            check_suspects(a.bin, dump, truth, os.path.join(a.matrix, pt) if pt else None)
     # Several dumps per call: one line each, in argument order.
     if len(good) >= 3:
         code, out, err = run(a.bin, "--json", "info", *good[:3], "/nonexistent.dmp")
