@@ -25,7 +25,8 @@ CMD_SRC := $(wildcard cmd/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CMD_OBJ := $(CMD_SRC:%.c=$(BUILD)/%.o)
 LIB_A := $(BUILD)/libdumpleak.a
-BIN := $(BUILD)/dumpleak
+EXE := $(if $(filter Windows_NT,$(OS)),.exe)
+BIN := $(BUILD)/dumpleak$(EXE)
 TEST_SRC := $(wildcard tests/unit/*.c)
 TEST_BIN := $(BUILD)/unit-tests
 
@@ -82,7 +83,7 @@ demo: deps
 
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/dumpleak
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/dumpleak$(EXE)
 	install -m 644 man/dumpleak.1 $(DESTDIR)$(PREFIX)/share/man/man1/dumpleak.1
 
 format:
