@@ -122,7 +122,7 @@ static int find_key(const wanted *w, uint32_t k)
 }
 
 /* One pass over a module's resident pages for every wanted tag. */
-static void scan_module(dl_dump *d, const dl_module *m, const wanted *w, dl_suspects *out)
+static void scan_module(dl_dump *d, const dl_module *m, const wanted *w, dl_suspects *out, uint64_t *scanned)
 {
     dl_image img;
     if (dl_image_load(d, m->base, m->size, &img) != DL_OK)
@@ -156,6 +156,10 @@ static void scan_module(dl_dump *d, const dl_module *m, const wanted *w, dl_susp
             continue;
         for (size_t i = 0; i < out->n; i++)
             out->items[i].pages_resident++;
+        /* Image pages are read once: every 16 MiB, let the mapping forget
+         * them so memory stays flat however much is scanned. */
+        if (++*scanned % 4096 == 0)
+            dl_source_release(d->pm.src);
         if (!pg || dl_vmem_read(&d->vm, d->ctx, va - 7, buf, 7) != DL_OK)
             memset(buf, 0, 7);
         size_t tail = 0;
@@ -170,8 +174,6 @@ static void scan_module(dl_dump *d, const dl_module *m, const wanted *w, dl_susp
                 record_hit(&out->items[k], m->name ? m->name : "?", m->base, &img, va + off, buf + off, bits);
         }
     }
-    /* The image pages were read once; don't keep them counted against us. */
-    dl_source_release(d->pm.src);
     dl_ctx_clear_error(d->ctx);
 }
 
@@ -522,8 +524,9 @@ dl_status dl_find_suspects(dl_dump *d, const dl_suspect_options *o, dl_suspects 
                 s->items[i].bytes_known = 1;
             }
     }
+    uint64_t scanned = 0;
     for (size_t m = 0; m < mods->nloaded; m++)
-        scan_module(d, &mods->loaded[m], &w, s);
+        scan_module(d, &mods->loaded[m], &w, s, &scanned);
     allocator_evidence(d, mods, s);
     for (size_t i = 0; i < s->n; i++) {
         pooltag_evidence(o, mods, &s->items[i]);
