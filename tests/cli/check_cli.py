@@ -192,6 +192,21 @@ def main():
         check(len(lines) == 4, "batch: one JSON line per dump")
         check([json.loads(l)["file"] for l in lines] == good[:3] + ["/nonexistent.dmp"], "batch: argument order")
         check(code == 3, f"batch: exit is the highest code, got {code}")
+    # --drivers DIR: a driver file on disk that holds a tag as `push imm32`.
+    sample = os.path.join(a.testdata, "sample-x64-19041.dmp.gz")
+    if os.path.exists(sample):
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(os.path.join(tmp, "ondisk.sys"), "wb") as f:
+                f.write(b"\0" * 100 + b"\x68QzQz" + b"\0" * 100)
+            with open(os.path.join(tmp, "notes.txt"), "wb") as f:
+                f.write(b"QzQz")
+            code, out, err = run(a.bin, "--json", "--no-cache", "suspect", "--tag", "QzQz", "--drivers", tmp, sample)
+            cands = json.loads(out)["suspects"][0]["candidates"]
+            check(len(cands) >= 1 and cands[0]["module"] == "ondisk.sys" and
+                  any(e["kind"] == "driver-file" and e["offset"] == "0x65" for e in cands[0]["evidence"]),
+                  f"--drivers: expected ondisk.sys with driver-file evidence at 0x65, got {cands[:1]}")
+            check(all(c["module"] != "notes.txt" for c in cands), "--drivers searched a file that is not a .sys")
     # -j N: same bytes as one at a time, in argument order.
     batch = [os.path.join(a.matrix, e.get("dump") or e["capture"]) for e in entries][:60]
     one = run(a.bin, "--json", "-j", "1", *batch)
