@@ -87,7 +87,7 @@ install: $(BIN)
 	install -m 644 man/dumpleak.1 $(DESTDIR)$(PREFIX)/share/man/man1/dumpleak.1
 
 format:
-	clang-format -i lib/*.c lib/*.h cmd/*.c cmd/*.h tests/unit/*.c tests/unit/*.h
+	clang-format -i lib/*.c lib/*.h cmd/*.c cmd/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c tests/fuzz/*.h
 
 clean:
 	rm -rf build build-san

@@ -8,15 +8,7 @@
 
 typedef struct json_t *json_t_ptr;
 
-typedef enum command {
-    CMD_MAIN,
-    CMD_INFO,
-    CMD_VM,
-    CMD_POOL,
-    CMD_BIGPOOL,
-    CMD_MODULES,
-    CMD_SUSPECT
-} command;
+typedef enum command { CMD_MAIN, CMD_INFO, CMD_VM, CMD_POOL, CMD_BIGPOOL, CMD_MODULES, CMD_SUSPECT } command;
 
 typedef struct options {
     command cmd;
@@ -38,7 +30,7 @@ typedef struct result {
     const char *path;
     dl_ctx *ctx;
     dl_dump *dump;
-    dl_status status;        /* open status; then the worst section status */
+    dl_status status; /* open status; then the worst section status */
     const dl_modules *modules;
     const dl_vm *vm;
     const dl_pool *pool;

@@ -46,9 +46,10 @@ static json_t *os_obj(const dl_info *in)
 {
     json_t *o = json_object();
     json_object_set_new(o, "build", json_integer(in->minor_version));
-    json_object_set_new(o, "checked", in->major_version == 0xC   ? json_true()
-                                      : in->major_version == 0xF ? json_false()
-                                                                 : json_null());
+    json_object_set_new(o, "checked",
+                        in->major_version == 0xC   ? json_true()
+                        : in->major_version == 0xF ? json_false()
+                                                   : json_null());
     json_object_set_new(o, "build_lab", str_or_null(in->build_lab));
     json_object_set_new(o, "processors", json_integer(in->processors));
     return o;

@@ -6,12 +6,11 @@
 #include "cli.h"
 #include "jobs.h"
 
-static const char usage[] =
-    "usage: dumpleak [COMMAND] [OPTIONS] DUMP...\n"
-    "commands: (none) triage report, info, vm, pool, bigpool, modules, suspect\n"
-    "options: --json --top N --sort KEY --tag PATTERN --pooltag FILE --drivers DIR\n"
-    "         --free -j N --input raw --no-cache --help --version\n"
-    "See dumpleak(1).\n";
+static const char usage[] = "usage: dumpleak [COMMAND] [OPTIONS] DUMP...\n"
+                            "commands: (none) triage report, info, vm, pool, bigpool, modules, suspect\n"
+                            "options: --json --top N --sort KEY --tag PATTERN --pooltag FILE --drivers DIR\n"
+                            "         --free -j N --input raw --no-cache --help --version\n"
+                            "See dumpleak(1).\n";
 
 /* Prints the reason and the usage summary; releases what main holds. */
 static int usage_error_free(void *held, const char *fmt, const char *arg);
@@ -31,7 +30,7 @@ static int parse_command(const char *s, command *out)
     static const struct {
         const char *name;
         command cmd;
-    } cmds[] = {{"info", CMD_INFO}, {"vm", CMD_VM},           {"pool", CMD_POOL},
+    } cmds[] = {{"info", CMD_INFO},       {"vm", CMD_VM},           {"pool", CMD_POOL},
                 {"bigpool", CMD_BIGPOOL}, {"modules", CMD_MODULES}, {"suspect", CMD_SUSPECT}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(s, cmds[i].name)) {

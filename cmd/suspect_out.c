@@ -34,7 +34,8 @@ json_t_ptr suspects_json(const result *r)
         char tag[17];
         dl_format_tag(s->key, tag);
         json_object_set_new(o, "tag", json_string(tag));
-        json_object_set_new(o, "nonpaged_bytes", s->bytes_known ? json_integer((json_int_t)s->nonpaged_bytes) : json_null());
+        json_object_set_new(o, "nonpaged_bytes",
+                            s->bytes_known ? json_integer((json_int_t)s->nonpaged_bytes) : json_null());
         json_object_set_new(o, "paged_bytes", s->bytes_known ? json_integer((json_int_t)s->paged_bytes) : json_null());
         for (size_t c = 0; c < s->ncandidates; c++) {
             const dl_candidate *x = &s->candidates[c];
@@ -136,10 +137,12 @@ void print_suspect_lines(FILE *out, const result *r)
         const dl_candidate *best = s->ncandidates ? &s->candidates[0] : NULL;
         /* Unloaded drivers are leads, not a verdict: name them as such. */
         int only_unloaded = best && best->nevidence && !strcmp(best->evidence[0].kind, "unloaded");
-        fprintf(out, "Suspect: %s — tag '%s', %s %s", best && !only_unloaded ? best->module : "none among loaded modules",
-                tag, amount, paged ? "paged" : "nonpaged");
+        fprintf(out, "Suspect: %s — tag '%s', %s %s",
+                best && !only_unloaded ? best->module : "none among loaded modules", tag, amount,
+                paged ? "paged" : "nonpaged");
         if (total)
-            fprintf(out, " (%.0f%% of tracked %s)", 100.0 * (double)(paged ? s->paged_bytes : s->nonpaged_bytes) / (double)total,
+            fprintf(out, " (%.0f%% of tracked %s)",
+                    100.0 * (double)(paged ? s->paged_bytes : s->nonpaged_bytes) / (double)total,
                     paged ? "paged" : "nonpaged");
         if (!best || only_unloaded) {
             fprintf(out, ", ");
@@ -155,7 +158,8 @@ void print_suspect_lines(FILE *out, const result *r)
                 char where[96];
                 if (!strcmp(y->kind, "tag-in-code") || !strcmp(y->kind, "tag-in-data")) {
                     module_offset(best->module, y->offset, where);
-                    fprintf(out, "%s%s%s", sep, shown ? "" : (!strcmp(y->kind, "tag-in-code") ? "tag in code at " : "tag in data at "),
+                    fprintf(out, "%s%s%s", sep,
+                            shown ? "" : (!strcmp(y->kind, "tag-in-code") ? "tag in code at " : "tag in data at "),
                             where);
                 } else {
                     fprintf(out, "%s%s", sep, y->detail);

@@ -82,10 +82,11 @@ void print_pool_rows(FILE *out, const options *o, const dl_pool *pool, const cha
     if (!select_tags(&by, pool, default_top, &v))
         return;
     const char *s = by.sort ? by.sort : "tag";
-    fprintf(out, "\n Sorting by %s\n\n", !strcmp(s, "nonpaged") ? "NonPaged Pool Consumed"
-                                         : !strcmp(s, "paged")  ? "Paged Pool Consumed"
-                                         : !strcmp(s, "tag")    ? "Tag"
-                                                                : s);
+    fprintf(out, "\n Sorting by %s\n\n",
+            !strcmp(s, "nonpaged") ? "NonPaged Pool Consumed"
+            : !strcmp(s, "paged")  ? "Paged Pool Consumed"
+            : !strcmp(s, "tag")    ? "Tag"
+                                   : s);
     fprintf(out, "               NonPaged                  Paged\n");
     fprintf(out, " Tag     Allocs         Used     Allocs         Used\n\n");
     for (size_t i = 0; i < v.n; i++) {

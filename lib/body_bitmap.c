@@ -121,8 +121,8 @@ dl_status dl_body_bitmap(dl_dump *d)
         return dl_fail(ctx, DL_ECORRUPT, "truncated bitmap header at offset 0x%llx", (unsigned long long)at);
     uint32_t sig = dl_le32(h);
     if ((sig != SIG_SDMP && sig != SIG_FDMP) || dl_le32(h + 4) != SIG_DUMP)
-        return dl_fail(ctx, DL_ECORRUPT, "DumpType %u without an SDMP/FDMP header at offset 0x%llx",
-                       d->info.dump_type, (unsigned long long)at);
+        return dl_fail(ctx, DL_ECORRUPT, "DumpType %u without an SDMP/FDMP header at offset 0x%llx", d->info.dump_type,
+                       (unsigned long long)at);
 
     bitmap_desc cand[3];
     int ncand = 0;

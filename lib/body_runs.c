@@ -16,8 +16,8 @@ dl_status dl_body_runs(dl_dump *d, const uint8_t *hdr)
     if (nruns == DL_FILLER32)
         return dl_fail(d->ctx, DL_ECORRUPT, "full dump (DumpType 1) without a physical memory run list at 0x%x", block);
     if (nruns == 0 || nruns > max_runs)
-        return dl_fail(d->ctx, DL_ECORRUPT, "physical memory run count %u at offset 0x%x is out of range (1..%u)", nruns,
-                       block, max_runs);
+        return dl_fail(d->ctx, DL_ECORRUPT, "physical memory run count %u at offset 0x%x is out of range (1..%u)",
+                       nruns, block, max_runs);
     uint64_t offset = d->header_size, total = 0;
     for (uint32_t i = 0; i < nruns; i++) {
         const uint8_t *r = hdr + first_run + i * run_size;

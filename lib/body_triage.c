@@ -48,7 +48,8 @@ dl_status dl_body_triage(dl_dump *d)
     t->mini_dump_fields = d->info.mini_dump_fields;
     uint32_t valid_off = dl_le32(h + 0x08);
     uint8_t v[4];
-    if (!in_file(d, valid_off, 4) || dl_source_read(d->src, ctx, valid_off, v, 4) != DL_OK || dl_le32(v) != TRIAGE_VALID)
+    if (!in_file(d, valid_off, 4) || dl_source_read(d->src, ctx, valid_off, v, 4) != DL_OK ||
+        dl_le32(v) != TRIAGE_VALID)
         dl_warn(ctx, "triage-unterminated", "triage data lacks its TRGD end marker (ValidOffset 0x%x)", valid_off);
     t->unloaded_off = dl_le32(h + 0x18);
     t->driver_list = dl_le32(h + 0x30);

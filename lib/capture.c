@@ -31,7 +31,10 @@ dl_capture_kind dl_capture_detect(dl_source *src, const char *path, const dl_ope
     const uint8_t *v = src->view ? src->view(src, 0, n) : NULL;
     if (v)
         memcpy(m, v, n);
-    if (n >= 4 && !memcmp(m, "\x7f" "ELF", 4))
+    if (n >= 4 && !memcmp(m,
+                          "\x7f"
+                          "ELF",
+                          4))
         return DL_CAP_ELF;
     if (n >= 8 && (!memcmp(m, "KDUMP   ", 8) || !memcmp(m, "DISKDUMP", 8)))
         return DL_CAP_KDUMP;
@@ -298,7 +301,8 @@ static void kernbases_from_physical_kdbg(dl_dump *d, int bits, probe_set *p)
                     continue;
                 uint32_t size = dl_le32(page + off + 4);
                 uint64_t kernbase = dl_leptr(page + off + 8, bits);
-                int kernel = bits == 64 ? kernbase >= 0xFFFF800000000000ull : kernbase >= 0x80000000ull && kernbase <= 0xFFFFFFFFull;
+                int kernel = bits == 64 ? kernbase >= 0xFFFF800000000000ull
+                                        : kernbase >= 0x80000000ull && kernbase <= 0xFFFFFFFFull;
                 if (size >= 0x200 && size <= 0x1000 && size % 8 == 0 && kernel && !(kernbase & 0xFFF))
                     add_probe(p, kernbase, 1);
             }
@@ -335,8 +339,10 @@ static void kernel_facts(dl_dump *d, const dl_capture_notes *notes)
         /* KiProcessorBlock: one KPRCB pointer per processor, then NULLs. */
         uint32_t n = 0;
         uint64_t p;
-        while (n < 2048 && dl_vmem_read_ptr(&d->vm, d->ctx, in->bits, blocks + (uint64_t)n * (uint64_t)(in->bits / 8),
-                                            &p) == DL_OK && dl_kernel_va(d, p))
+        while (n < 2048 &&
+               dl_vmem_read_ptr(&d->vm, d->ctx, in->bits, blocks + (uint64_t)n * (uint64_t)(in->bits / 8), &p) ==
+                   DL_OK &&
+               dl_kernel_va(d, p))
             n++;
         in->processors = n;
     }
@@ -376,7 +382,8 @@ dl_status dl_capture_open(dl_dump *d, dl_capture_kind kind, const dl_open_option
     if (kind == DL_CAP_RAW) {
         in->input = d->src->path && has_suffix(d->src->path, ".vmem") ? "vmem" : "raw";
         if (!strcmp(in->input, "vmem"))
-            dl_warn(ctx, "vmem-flat", "VMware state file (.vmss/.vmsn) not read: the .vmem is read as flat memory, "
+            dl_warn(ctx, "vmem-flat",
+                    "VMware state file (.vmss/.vmsn) not read: the .vmem is read as flat memory, "
                     "which is wrong above a region gap");
         st = dl_physmem_add(&d->pm, ctx, 0, d->src->size >> 12, 0);
     } else {
@@ -493,8 +500,10 @@ dl_status dl_capture_open(dl_dump *d, dl_capture_kind kind, const dl_open_option
         }
     if (!found) {
         free(notes);
-        return dl_fail(ctx, DL_ECORRUPT, "no Windows kernel found in this %s image: no CR3 candidate translates "
-                       "kernel addresses", in->input);
+        return dl_fail(ctx, DL_ECORRUPT,
+                       "no Windows kernel found in this %s image: no CR3 candidate translates "
+                       "kernel addresses",
+                       in->input);
     }
     in->arch = d->vm.mode == DL_PAGING_X86 ? DL_ARCH_X86 : d->vm.mode == DL_PAGING_PAE ? DL_ARCH_X86_PAE : DL_ARCH_X64;
     in->bits = in->arch == DL_ARCH_X64 ? 64 : 32;

@@ -15,7 +15,7 @@ typedef struct header_layout {
 
 static const header_layout layout32 = {0x10,  0x14,  0x18,  0x1C,  0x20,  0x24,  0x28,  0x2C,  0x60,
                                        0xF88, 0xFA0, 0xFC0, 0xFB8, 0x820, 0xF8C, 0xF94, 0xF98, 0x8A0};
-static const header_layout layout64 = {0x10,  0x18,  0x20,  0x28,  0x30,   0x34,   0x38,   0x40,   0x80,
+static const header_layout layout64 = {0x10,  0x18,  0x20,  0x28,   0x30,  0x34,   0x38,   0x40,   0x80,
                                        0xF98, 0xFA0, 0xFA8, 0x1030, 0xFB0, 0x1038, 0x1040, 0x1044, 0x1050};
 
 static const char *dump_type_name(uint32_t t)
@@ -51,12 +51,18 @@ static dl_status not_a_dump(dl_dump *d, const uint8_t *m, size_t n)
     if (n >= 4 && (!memcmp(m, "HIBR", 4) || !memcmp(m, "hibr", 4) || !memcmp(m, "WAKE", 4) || !memcmp(m, "RSTR", 4)))
         return dl_fail(ctx, DL_EUNSUPPORTED, "hibernation file (hiberfil.sys), not a crash dump");
     if (n >= 4 && !memcmp(m, "MSCF", 4))
-        return dl_fail(ctx, DL_EUNSUPPORTED, "CAB archive: unpack the dump first (compressed input is not supported yet)");
+        return dl_fail(ctx, DL_EUNSUPPORTED,
+                       "CAB archive: unpack the dump first (compressed input is not supported yet)");
     if (n >= 4 && !memcmp(m, "PK\x03\x04", 4))
-        return dl_fail(ctx, DL_EUNSUPPORTED, "ZIP archive: unpack the dump first (compressed input is not supported yet)");
+        return dl_fail(ctx, DL_EUNSUPPORTED,
+                       "ZIP archive: unpack the dump first (compressed input is not supported yet)");
     if (n >= 2 && m[0] == 0x1f && m[1] == 0x8b)
-        return dl_fail(ctx, DL_EUNSUPPORTED, "gzip stream: unpack the dump first (compressed input is not supported yet)");
-    if (n >= 4 && !memcmp(m, "\x7f" "ELF", 4))
+        return dl_fail(ctx, DL_EUNSUPPORTED,
+                       "gzip stream: unpack the dump first (compressed input is not supported yet)");
+    if (n >= 4 && !memcmp(m,
+                          "\x7f"
+                          "ELF",
+                          4))
         return dl_fail(ctx, DL_EUNSUPPORTED, "ELF core (hypervisor memory capture): not supported by this build yet");
     if (n >= 8 && (!memcmp(m, "KDUMP   ", 8) || !memcmp(m, "makedumpfile", n < 12 ? n : 12)))
         return dl_fail(ctx, DL_EUNSUPPORTED, "kdump-compressed capture: not supported by this build yet");
@@ -167,7 +173,8 @@ dl_status dl_container_parse(dl_dump *d)
     in->dump_type_name = dump_type_name(in->dump_type);
     /* Encrypted and not decrypted afterwards (Attributes bits 8/9, §1.5). */
     if (in->has_attributes && (in->attributes & 0x100) && !(in->attributes & 0x200))
-        return dl_fail(ctx, DL_EUNSUPPORTED, "encrypted dump (Attributes bit 8): decrypt it with KernelDumpDecrypt first");
+        return dl_fail(ctx, DL_EUNSUPPORTED,
+                       "encrypted dump (Attributes bit 8): decrypt it with KernelDumpDecrypt first");
 
     dl_physmem_init(&d->pm, d->src);
     switch (in->dump_type) {
@@ -204,7 +211,8 @@ dl_status dl_container_parse(dl_dump *d)
     in->has_physical_map = in->dump_type != 4 && in->dump_type != 3;
     in->pages_present = d->pm.pages_present;
     if (d->pm.pages_past_eof)
-        dl_warn(ctx, "truncated", "the dump is truncated: %llu pages described by the header are past the end of the file",
+        dl_warn(ctx, "truncated",
+                "the dump is truncated: %llu pages described by the header are past the end of the file",
                 (unsigned long long)d->pm.pages_past_eof);
     else if (in->has_attributes && (in->attributes & 0x4))
         dl_warn(ctx, "insufficient-dumpfile", "the writer flagged the dump file as too small (Attributes bit 2)");

@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include "bytes.h"
-#include "ctx.h"
 #include "capture.h"
+#include "ctx.h"
 #include "dump.h"
 #include "pool.h"
 

@@ -226,7 +226,7 @@ typedef struct dl_suspect {
     uint64_t nonpaged_bytes, paged_bytes;
     int bytes_known;
     size_t ncandidates;
-    dl_candidate *candidates; /* best first */
+    dl_candidate *candidates;             /* best first */
     uint64_t pages_total, pages_resident; /* module image pages searched */
 } dl_suspect;
 
@@ -255,15 +255,15 @@ dl_status dl_read_phys(dl_dump *dump, uint64_t pa, void *buf, size_t len);
 dl_status dl_read_virt(dl_dump *dump, uint64_t va, void *buf, size_t len);
 
 typedef enum dl_xlat_kind {
-    DL_XLAT_VALID,         /* hardware-valid, pa set */
-    DL_XLAT_TRANSITION,    /* software PTE in transition: page still in RAM, pa set */
-    DL_XLAT_PROTOTYPE,     /* resolved through a prototype PTE, pa set */
-    DL_XLAT_PAGEFILE,      /* in the page file: not in a crash dump */
-    DL_XLAT_DEMAND_ZERO,   /* demand-zero page */
-    DL_XLAT_NOT_PRESENT,   /* entry is zero / unknown to the page tables */
-    DL_XLAT_TABLE_ABSENT,  /* a page-table page is not in the dump */
-    DL_XLAT_NONCANONICAL,  /* address not translatable in this mode */
-    DL_XLAT_UNSUPPORTED    /* architecture without a translator */
+    DL_XLAT_VALID,        /* hardware-valid, pa set */
+    DL_XLAT_TRANSITION,   /* software PTE in transition: page still in RAM, pa set */
+    DL_XLAT_PROTOTYPE,    /* resolved through a prototype PTE, pa set */
+    DL_XLAT_PAGEFILE,     /* in the page file: not in a crash dump */
+    DL_XLAT_DEMAND_ZERO,  /* demand-zero page */
+    DL_XLAT_NOT_PRESENT,  /* entry is zero / unknown to the page tables */
+    DL_XLAT_TABLE_ABSENT, /* a page-table page is not in the dump */
+    DL_XLAT_NONCANONICAL, /* address not translatable in this mode */
+    DL_XLAT_UNSUPPORTED   /* architecture without a translator */
 } dl_xlat_kind;
 
 typedef struct dl_xlat {

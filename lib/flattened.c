@@ -38,7 +38,7 @@ static dl_status rebuild(dl_dump *d, dl_source *flat, FILE *out)
     uint8_t h[16], buf[65536];
     uint64_t at = FLAT_HEADER, limit = flat->size * MAX_GROWTH + (1u << 20);
     /* Written ranges, to reject overlapping records. */
-    uint64_t (*done)[2] = NULL;
+    uint64_t(*done)[2] = NULL;
     size_t ndone = 0, cap = 0;
     dl_status st = DL_OK;
     for (;;) {
@@ -77,7 +77,8 @@ static dl_status rebuild(dl_dump *d, dl_source *flat, FILE *out)
         for (uint64_t k = 0; k < size && st == DL_OK;) {
             size_t n = size - k < sizeof buf ? (size_t)(size - k) : sizeof buf;
             if (dl_source_read(flat, ctx, at + k, buf, n) != DL_OK || fwrite(buf, 1, n, out) != n)
-                st = dl_fail(ctx, DL_ECORRUPT, "cannot rebuild the flattened stream at 0x%llx", (unsigned long long)(at + k));
+                st = dl_fail(ctx, DL_ECORRUPT, "cannot rebuild the flattened stream at 0x%llx",
+                             (unsigned long long)(at + k));
             k += n;
         }
         at += size;

@@ -11,8 +11,8 @@
 /* Output between checkpoints: a miss inflates at most this.  Larger inputs
  * space them wider so the index stays near 2048 windows (tens of MiB). */
 #define SPAN_MIN (1u << 20)
-#define CHUNK 32768u    /* cache unit; <= the window so a restart can fill a chunk's head */
-#define SETS 256u       /* 4-way cache of 32 MiB at most */
+#define CHUNK 32768u /* cache unit; <= the window so a restart can fill a chunk's head */
+#define SETS 256u    /* 4-way cache of 32 MiB at most */
 #define WAYS 4u
 #define INBUF 65536u
 #define PROGRESS_STEP (64u << 20)
@@ -24,10 +24,10 @@ typedef struct cursor {
     int eos;    /* the framing said the stream is over */
     int udone;  /* current unit ended */
     dl_zunit u;
-    uint64_t feed;  /* file offset after the bytes handed to zlib */
-    uint64_t out;   /* stream offset of the next output byte */
-    uint64_t uout;  /* output of the current unit */
-    uint32_t crc;   /* of the current unit (indexing pass) */
+    uint64_t feed; /* file offset after the bytes handed to zlib */
+    uint64_t out;  /* stream offset of the next output byte */
+    uint64_t uout; /* output of the current unit */
+    uint32_t crc;  /* of the current unit (indexing pass) */
     uint8_t inbuf[INBUF];
     uint8_t chunk[CHUNK];
     uint8_t win[DL_ZWINDOW];
@@ -62,7 +62,9 @@ static dl_status zfail(zsource *zs, dl_ctx *ctx, const cursor *c, int ret)
 {
     return dl_fail(ctx, DL_ECORRUPT, "%s: invalid deflate data in %s %u near offset 0x%llx: %s", zs->fr.name,
                    zs->fr.name[0] == 'C' ? "block" : "member", c->u.index, (unsigned long long)pos(c),
-                   c->z.msg ? c->z.msg : ret == Z_NEED_DICT ? "needs a dictionary" : "inflate failed");
+                   c->z.msg             ? c->z.msg
+                   : ret == Z_NEED_DICT ? "needs a dictionary"
+                                        : "inflate failed");
 }
 
 static dl_status cursor_zinit(zsource *zs, dl_ctx *ctx, cursor *c)
@@ -132,8 +134,7 @@ static int refill(zsource *zs, dl_ctx *ctx, cursor *c, dl_status *st)
 
 /* Inflate up to n bytes into dst; *got says how many came.  Stops early on
  * an event when events is set (indexing), and at the stream's end. */
-static dl_status advance(zsource *zs, dl_ctx *ctx, cursor *c, uint8_t *dst, size_t n, int events, size_t *got,
-                         int *ev)
+static dl_status advance(zsource *zs, dl_ctx *ctx, cursor *c, uint8_t *dst, size_t n, int events, size_t *got, int *ev)
 {
     *got = 0;
     *ev = EV_NONE;
@@ -199,10 +200,10 @@ static dl_status advance(zsource *zs, dl_ctx *ctx, cursor *c, uint8_t *dst, size
         *got += k;
         dst += k;
         n -= k;
-        if (c->u.out_len != DL_ZUNIT_OPEN &&
-            (c->uout > c->u.out_len || (c->udone && c->uout != c->u.out_len)))
-            return dl_fail(ctx, DL_ECORRUPT, "%s: %s %u inflates to %s bytes than the %llu it declares (data at 0x%llx)",
-                           zs->fr.name, zs->fr.name[0] == 'C' ? "block" : "member", c->u.index,
+        if (c->u.out_len != DL_ZUNIT_OPEN && (c->uout > c->u.out_len || (c->udone && c->uout != c->u.out_len)))
+            return dl_fail(ctx, DL_ECORRUPT,
+                           "%s: %s %u inflates to %s bytes than the %llu it declares (data at 0x%llx)", zs->fr.name,
+                           zs->fr.name[0] == 'C' ? "block" : "member", c->u.index,
                            c->uout > c->u.out_len ? "more" : "fewer", (unsigned long long)c->u.out_len,
                            (unsigned long long)c->u.in_off);
         if (c->udone && events && zs->fr.check) {
@@ -459,8 +460,8 @@ static dl_status zs_read(dl_source *src, dl_ctx *ctx, uint64_t off, void *buf, s
 {
     zsource *zs = (zsource *)src;
     if (off > src->size || len > src->size - off)
-        return dl_fail(ctx, DL_ECORRUPT, "read of %zu bytes at offset 0x%llx passes the end of the file (0x%llx)",
-                       len, (unsigned long long)off, (unsigned long long)src->size);
+        return dl_fail(ctx, DL_ECORRUPT, "read of %zu bytes at offset 0x%llx passes the end of the file (0x%llx)", len,
+                       (unsigned long long)off, (unsigned long long)src->size);
     uint8_t *dst = buf;
     while (len) {
         uint64_t k = off / CHUNK;

@@ -18,11 +18,11 @@
 /* A stream is a run of units, each a raw deflate stream (or stored bytes)
  * framed by the wrapper: gzip members, CAB CFDATA blocks, one ZIP member. */
 typedef struct dl_zunit {
-    uint64_t in_off;  /* first compressed byte, file offset */
-    uint64_t in_len;  /* compressed bytes the unit may use */
-    uint64_t out_len; /* bytes it must inflate to, or DL_ZUNIT_OPEN */
-    uint32_t index;   /* member / block number */
-    uint8_t stored;   /* bytes stored as they are */
+    uint64_t in_off;   /* first compressed byte, file offset */
+    uint64_t in_len;   /* compressed bytes the unit may use */
+    uint64_t out_len;  /* bytes it must inflate to, or DL_ZUNIT_OPEN */
+    uint32_t index;    /* member / block number */
+    uint8_t stored;    /* bytes stored as they are */
     uint8_t keep_dict; /* the output before the unit is its dictionary (MSZIP) */
 } dl_zunit;
 
@@ -39,15 +39,15 @@ typedef struct dl_zframing {
 } dl_zframing;
 
 typedef struct dl_zpoint {
-    uint64_t out;    /* stream offset inflated from here */
-    uint64_t in;     /* next compressed byte, file offset */
-    uint64_t uout;   /* output of the unit before this point */
-    dl_zunit unit;   /* unit being inflated */
-    uint8_t bits;    /* bits of byte in-1 not yet consumed */
-    uint8_t fresh;   /* at the start of the unit */
-    uint32_t wraw;   /* window bytes: min(32 KiB, out) */
-    uint32_t wlen;   /* deflated window bytes */
-    uint8_t *wz;     /* deflated window */
+    uint64_t out;  /* stream offset inflated from here */
+    uint64_t in;   /* next compressed byte, file offset */
+    uint64_t uout; /* output of the unit before this point */
+    dl_zunit unit; /* unit being inflated */
+    uint8_t bits;  /* bits of byte in-1 not yet consumed */
+    uint8_t fresh; /* at the start of the unit */
+    uint32_t wraw; /* window bytes: min(32 KiB, out) */
+    uint32_t wlen; /* deflated window bytes */
+    uint8_t *wz;   /* deflated window */
 } dl_zpoint;
 
 typedef struct dl_zindex {
@@ -66,8 +66,7 @@ dl_status dl_zsource_open(dl_ctx *ctx, dl_source *file, int own_file, const dl_z
 
 /* Source over [off, off + size) of parent, closing parent (and also, when
  * not NULL) with it; closes both on error. */
-dl_status dl_slice_open(dl_ctx *ctx, dl_source *parent, dl_source *also, uint64_t off, uint64_t size,
-                        dl_source **out);
+dl_status dl_slice_open(dl_ctx *ctx, dl_source *parent, dl_source *also, uint64_t off, uint64_t size, dl_source **out);
 
 /* Inflate the first bytes of raw deflate data at [off, off + avail) of
  * file into buf; returns how many came out (0 on any failure). */

@@ -11,8 +11,8 @@
 #include <zlib.h>
 
 #include "bytes.h"
-#include "ctx.h"
 #include "capture.h"
+#include "ctx.h"
 #include "inflate_index.h"
 #include "platform.h"
 

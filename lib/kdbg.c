@@ -155,10 +155,13 @@ dl_status dl_kdbg_load(dl_dump *d)
                 return dl_fail(d->ctx, DL_ECORRUPT, "out of memory");
             k->from = "scan";
             if (d->info.kdbg_address)
-                dl_warn(d->ctx, "kdbg-scan", "the header's KDBG pointer 0x%llx is bad; found the block at 0x%llx in "
-                        "nt's data", (unsigned long long)d->info.kdbg_address, (unsigned long long)va);
+                dl_warn(d->ctx, "kdbg-scan",
+                        "the header's KDBG pointer 0x%llx is bad; found the block at 0x%llx in "
+                        "nt's data",
+                        (unsigned long long)d->info.kdbg_address, (unsigned long long)va);
         } else {
-            dl_warn(d->ctx, "kdbg-invalid", "no valid KDBG at 0x%llx (not plain, not decodable) and none found in nt's data",
+            dl_warn(d->ctx, "kdbg-invalid",
+                    "no valid KDBG at 0x%llx (not plain, not decodable) and none found in nt's data",
                     (unsigned long long)d->info.kdbg_address);
             dl_ctx_clear_error(d->ctx);
             return DL_PARTIAL;

@@ -16,9 +16,9 @@ typedef struct dl_tracker_layout {
 
 /* _POOL_TRACKER_BIG_PAGES. */
 typedef enum dl_big_size_kind {
-    DL_BIG_PAGES,    /* NumberOfPages: bytes = pages * 4096, type unknown */
-    DL_BIG_BYTES,    /* PoolType (ULONG) + NumberOfBytes */
-    DL_BIG_BITFIELD  /* {Pattern:8, PoolType:12, SlushSize:12} + NumberOfBytes */
+    DL_BIG_PAGES,   /* NumberOfPages: bytes = pages * 4096, type unknown */
+    DL_BIG_BYTES,   /* PoolType (ULONG) + NumberOfBytes */
+    DL_BIG_BITFIELD /* {Pattern:8, PoolType:12, SlushSize:12} + NumberOfBytes */
 } dl_big_size_kind;
 
 typedef struct dl_bigpage_layout {

@@ -161,8 +161,8 @@ dl_status dl_get_modules(dl_dump *d, const dl_modules **out)
         uint64_t head = d->info.ps_loaded_module_list, kdbg_head;
         st = dl_kernel_va(d, head) ? walk_loaded(d, head, m) : DL_PARTIAL;
         /* Header pointer bad or unreadable: try the KDBG's. */
-        if (st != DL_OK && !m->nloaded && dl_kdbg_member(d, KDBG_PSLOADEDMODULELIST, &kdbg_head) &&
-            kdbg_head != head && dl_kernel_va(d, kdbg_head))
+        if (st != DL_OK && !m->nloaded && dl_kdbg_member(d, KDBG_PSLOADEDMODULELIST, &kdbg_head) && kdbg_head != head &&
+            dl_kernel_va(d, kdbg_head))
             st = walk_loaded(d, kdbg_head, m);
         if (st != DL_OK && !m->nloaded)
             dl_warn(d->ctx, "modules-unavailable", "the loaded-module list at 0x%llx is not readable: %s",

@@ -33,7 +33,8 @@ dl_status dl_pe_parse(dl_ctx *ctx, dl_pe_read_fn rd, void *arg, uint64_t base, d
         return dl_fail(ctx, DL_PARTIAL, "no PE signature in the image at 0x%llx", (unsigned long long)base);
     uint16_t nsec = dl_le16(nt + 6), optsize = dl_le16(nt + 0x14), magic = dl_le16(nt + 0x18);
     if (magic != 0x10B && magic != 0x20B)
-        return dl_fail(ctx, DL_PARTIAL, "unknown optional-header magic 0x%x at 0x%llx", magic, (unsigned long long)base);
+        return dl_fail(ctx, DL_PARTIAL, "unknown optional-header magic 0x%x at 0x%llx", magic,
+                       (unsigned long long)base);
     img->pe32plus = magic == 0x20B;
     img->size = dl_le32(nt + 0x18 + 56); /* SizeOfImage */
     if (img->size > MAX_IMAGE_SIZE)
@@ -200,7 +201,8 @@ int dl_image_iat(dl_dump *d, const dl_image *img, dl_iat_fn fn, void *arg)
         uint64_t n = img->iat_size / (uint32_t)step;
         for (uint64_t k = 0; k < n && k < MAX_IAT_SLOTS; k++) {
             uint64_t v;
-            if (dl_vmem_read_ptr(&d->vm, d->ctx, step * 8, img->base + img->iat_rva + k * (uint64_t)step, &v) == DL_OK &&
+            if (dl_vmem_read_ptr(&d->vm, d->ctx, step * 8, img->base + img->iat_rva + k * (uint64_t)step, &v) ==
+                    DL_OK &&
                 v) {
                 fn(arg, img->base + img->iat_rva + k * (uint64_t)step, v);
                 count++;

@@ -15,9 +15,9 @@ typedef struct dl_physmem {
     dl_extent *ext;
     size_t n, cap;
     uint64_t pages_present;
-    uint64_t pages_past_eof; /* described by the container, beyond the file */
+    uint64_t pages_past_eof;          /* described by the container, beyond the file */
     uint64_t pages_past_eof_unmapped; /* of those, never added as extents */
-    uint64_t max_pfn;        /* highest PFN present + 1 */
+    uint64_t max_pfn;                 /* highest PFN present + 1 */
 } dl_physmem;
 
 void dl_physmem_init(dl_physmem *pm, dl_source *src);

@@ -3,8 +3,8 @@
 #define _DEFAULT_SOURCE /* madvise */
 #include "platform.h"
 
-#include <errno.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -64,8 +64,7 @@ static void describe(DWORD err, char *buf, size_t len)
     DWORD n = FormatMessageW(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL, err,
                              MAKELANGID(LANG_ENGLISH, SUBLANG_ENGLISH_US), wmsg, 256, NULL);
     if (!n)
-        n = FormatMessageW(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL, err, 0, wmsg, 256,
-                           NULL);
+        n = FormatMessageW(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL, err, 0, wmsg, 256, NULL);
     while (n > 0 && (wmsg[n - 1] == L'\r' || wmsg[n - 1] == L'\n' || wmsg[n - 1] == L' ' || wmsg[n - 1] == L'.'))
         n--;
     for (DWORD i = 0; i < n; i++)

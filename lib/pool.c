@@ -93,8 +93,8 @@ static dl_status compute_vm(dl_dump *d, void *out)
 
 dl_status dl_get_pool(dl_dump *d, const dl_pool **out)
 {
-    analysis a = {(void **)&d->pool, &d->pool_status, sizeof(dl_pool), compute_pool, discard_pool,
-                  "pool-unavailable", "pool tag data"};
+    analysis a = {(void **)&d->pool, &d->pool_status,    sizeof(dl_pool), compute_pool,
+                  discard_pool,      "pool-unavailable", "pool tag data"};
     dl_status st = run_once(d, &a);
     *out = d->pool;
     return st;
@@ -102,8 +102,8 @@ dl_status dl_get_pool(dl_dump *d, const dl_pool **out)
 
 dl_status dl_get_bigpool(dl_dump *d, const dl_bigpool **out)
 {
-    analysis a = {(void **)&d->bigpool, &d->bigpool_status, sizeof(dl_bigpool), compute_bigpool, discard_bigpool,
-                  "bigpool-unavailable", "big-page table"};
+    analysis a = {(void **)&d->bigpool, &d->bigpool_status,    sizeof(dl_bigpool), compute_bigpool,
+                  discard_bigpool,      "bigpool-unavailable", "big-page table"};
     dl_status st = run_once(d, &a);
     *out = d->bigpool;
     return st;
@@ -111,8 +111,8 @@ dl_status dl_get_bigpool(dl_dump *d, const dl_bigpool **out)
 
 dl_status dl_get_vm(dl_dump *d, const dl_vm **out)
 {
-    analysis a = {(void **)&d->vm_summary, &d->vm_status, sizeof(dl_vm), compute_vm, free, "vm-unavailable",
-                  "vm summary"};
+    analysis a = {(void **)&d->vm_summary, &d->vm_status, sizeof(dl_vm), compute_vm, free,
+                  "vm-unavailable",        "vm summary"};
     dl_status st = run_once(d, &a);
     *out = d->vm_summary;
     return st;

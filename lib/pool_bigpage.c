@@ -165,7 +165,8 @@ static void search_window(dl_dump *d, const dl_window *w, uint64_t tracker, cons
                     x.in_use = count_in_use(d, table, x.n, cand[c]);
                     for (uint64_t v = w->va; v + 4 <= w->va + w->len && !x.counted; v += 4) {
                         size_t off = (size_t)(v - w->va);
-                        x.counted = w->page_present[off >> DL_PAGE_SHIFT] && x.in_use && dl_le32(w->data + off) == x.in_use;
+                        x.counted =
+                            w->page_present[off >> DL_PAGE_SHIFT] && x.in_use && dl_le32(w->data + off) == x.in_use;
                     }
                 }
                 if (better(&x, best))
@@ -199,7 +200,8 @@ dl_status dl_pool_bigpages(dl_dump *d, dl_bigpool *big)
     dl_image img;
     if (!best.L && dl_nt_base(d, &nt) && dl_image_load(d, nt, 0, &img) == DL_OK)
         for (int s = 0; s < img.nsec && !best.L; s++) {
-            if (!(img.sec[s].characteristics & DL_SCN_MEM_WRITE) || (img.sec[s].characteristics & DL_SCN_MEM_DISCARDABLE) ||
+            if (!(img.sec[s].characteristics & DL_SCN_MEM_WRITE) ||
+                (img.sec[s].characteristics & DL_SCN_MEM_DISCARDABLE) ||
                 dl_window_read(d, img.sec[s].va, img.sec[s].size, &w) != DL_OK)
                 continue;
             search_window(d, &w, tracker, cand, ncand, &best);

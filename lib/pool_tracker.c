@@ -253,8 +253,9 @@ static uint64_t find_percpu(tracker_ctx *t, uint32_t cpus, uint32_t entries, uin
                 tables[ok] = p;
             }
             uint64_t after = 0;
-            if (ok == cpus && cpus < MAX_PERCPU_SLOTS && dl_window_ptr(&w, va + (uint64_t)step * cpus, t->bits, &after) &&
-                after != 0 && dl_kernel_va(t->d, after))
+            if (ok == cpus && cpus < MAX_PERCPU_SLOTS &&
+                dl_window_ptr(&w, va + (uint64_t)step * cpus, t->bits, &after) && after != 0 &&
+                dl_kernel_va(t->d, after))
                 ok = 0; /* more tables than processors: not this array */
             if (ok == cpus) {
                 /* Each table mirrors the global keys at the same index. */
@@ -333,7 +334,8 @@ static void find_expansion(tracker_ctx *t, dl_pool *pool, const dl_window *globa
     dl_window w;
     if (dl_window_read(t->d, t->table_at - NEAR_WINDOW, 2 * NEAR_WINDOW, &w) != DL_OK)
         return;
-    for (uint64_t va = t->table_at - NEAR_WINDOW; va + (uint64_t)step < t->table_at + NEAR_WINDOW; va += (uint64_t)step) {
+    for (uint64_t va = t->table_at - NEAR_WINDOW; va + (uint64_t)step < t->table_at + NEAR_WINDOW;
+         va += (uint64_t)step) {
         uint64_t p, n;
         if (!dl_window_ptr(&w, va, t->bits, &p) || !dl_window_ptr(&w, va + (uint64_t)step, t->bits, &n) ||
             !dl_kernel_va(t->d, p) || (p & (DL_PAGE_SIZE - 1)) || p == t->table || n < 1 || n > MAX_EXPANSION)
@@ -368,7 +370,8 @@ static void find_expansion(tracker_ctx *t, dl_pool *pool, const dl_window *globa
     }
     dl_window_free(&w);
     free(keys);
-    dl_warn(t->d->ctx, "tracker-expansion", "hashed tracker table full; expansion table not located — some tags missing");
+    dl_warn(t->d->ctx, "tracker-expansion",
+            "hashed tracker table full; expansion table not located — some tags missing");
 }
 
 dl_status dl_pool_tracker(dl_dump *d, dl_pool *pool)
@@ -381,7 +384,8 @@ dl_status dl_pool_tracker(dl_dump *d, dl_pool *pool)
         return dl_fail(ctx, DL_PARTIAL, "PoolTrackTable variable at 0x%llx is not in the dump: %s",
                        (unsigned long long)t.table_at, dl_ctx_error(ctx));
     if (!dl_kernel_va(d, t.table) || (t.table & 0xF))
-        return dl_fail(ctx, DL_PARTIAL, "PoolTrackTable value 0x%llx is not a kernel address", (unsigned long long)t.table);
+        return dl_fail(ctx, DL_PARTIAL, "PoolTrackTable value 0x%llx is not a kernel address",
+                       (unsigned long long)t.table);
     t.L = choose_layout(&t, d->info.minor_version);
     if (!t.L)
         return dl_fail(ctx, DL_PARTIAL, "the tracker table at 0x%llx is not readable or matches no known entry layout",
@@ -421,16 +425,20 @@ dl_status dl_pool_tracker(dl_dump *d, dl_pool *pool)
                     !keys_mirror(&global, &cpu[ncpu], slots, size))
                     break;
                 if (cpu[ncpu].present_bytes < cpu[ncpu].len)
-                    dl_warn(ctx, "tracker-percpu-partial", "per-processor tracker table %u is partly absent from the dump",
-                            ncpu);
+                    dl_warn(ctx, "tracker-percpu-partial",
+                            "per-processor tracker table %u is partly absent from the dump", ncpu);
             }
             if (ncpu < cpus) {
-                dl_warn(ctx, "tracker-percpu", "per-processor tracker table %u does not mirror the global keys; "
-                        "tables from processor %u on are not counted", ncpu, ncpu);
+                dl_warn(ctx, "tracker-percpu",
+                        "per-processor tracker table %u does not mirror the global keys; "
+                        "tables from processor %u on are not counted",
+                        ncpu, ncpu);
             }
         } else {
-            dl_warn(ctx, "tracker-percpu", "per-processor tracker tables (ExPoolTagTables) not found: totals are the "
-                    "global table only and too low on this %u-processor dump", cpus);
+            dl_warn(ctx, "tracker-percpu",
+                    "per-processor tracker tables (ExPoolTagTables) not found: totals are the "
+                    "global table only and too low on this %u-processor dump",
+                    cpus);
         }
     }
     pool->processors_summed = ncpu;
@@ -468,9 +476,10 @@ dl_status dl_pool_tracker(dl_dump *d, dl_pool *pool)
     uint64_t need = ((uint64_t)entries * size + DL_PAGE_SIZE - 1) & ~(uint64_t)(DL_PAGE_SIZE - 1);
     for (size_t i = 0; t.bits == 32 && i < pool->ntags; i++)
         if (!pool->tags[i].overflow && pool->tags[i].key == 0x6C6F6F50u && pool->tags[i].nonpaged.bytes < need)
-            dl_warn(ctx, "tracker-size-unconfirmed", "the 'Pool' tag holds %llu bytes, less than the %llu of a "
-                    "tracker table of %u entries", (unsigned long long)pool->tags[i].nonpaged.bytes,
-                    (unsigned long long)need, entries);
+            dl_warn(ctx, "tracker-size-unconfirmed",
+                    "the 'Pool' tag holds %llu bytes, less than the %llu of a "
+                    "tracker table of %u entries",
+                    (unsigned long long)pool->tags[i].nonpaged.bytes, (unsigned long long)need, entries);
     if (global.present_bytes < global.len)
         dl_warn(ctx, "tracker-partial", "part of the tracker table at 0x%llx is absent from the dump",
                 (unsigned long long)t.table);

@@ -64,8 +64,9 @@ static dl_status cab_next(void *arg, dl_ctx *ctx, const dl_zunit *prev, uint64_t
     uint16_t clen = dl_le16(b + 4), ulen = dl_le16(b + 6);
     uint64_t data = h + 8 + c->data_resv;
     if (data > c->file->size || clen > c->file->size - data)
-        return dl_fail(ctx, DL_ECORRUPT, "CAB: block %u of folder %u (offset 0x%llx, %u bytes) passes the end of the file",
-                       i, c->folder, (unsigned long long)h, clen);
+        return dl_fail(ctx, DL_ECORRUPT,
+                       "CAB: block %u of folder %u (offset 0x%llx, %u bytes) passes the end of the file", i, c->folder,
+                       (unsigned long long)h, clen);
     if (ulen == 0 || ulen > MSZIP_MAX || (!c->mszip && ulen != clen))
         return dl_fail(ctx, DL_ECORRUPT, "CAB: block %u of folder %u at offset 0x%llx declares %u bytes", i, c->folder,
                        (unsigned long long)h, ulen);
@@ -76,8 +77,8 @@ static dl_status cab_next(void *arg, dl_ctx *ctx, const dl_zunit *prev, uint64_t
         uint8_t ck[2];
         if (clen < 2 || (st = dl_source_read(c->file, ctx, data, ck, 2)) != DL_OK || ck[0] != 'C' || ck[1] != 'K')
             return st != DL_OK ? st
-                               : dl_fail(ctx, DL_ECORRUPT, "CAB: block %u of folder %u at offset 0x%llx lacks its 'CK'", i,
-                                         c->folder, (unsigned long long)h);
+                               : dl_fail(ctx, DL_ECORRUPT, "CAB: block %u of folder %u at offset 0x%llx lacks its 'CK'",
+                                         i, c->folder, (unsigned long long)h);
         u->in_off = data + 2;
         u->in_len = clen - 2u;
         u->keep_dict = i > 0;
@@ -190,7 +191,11 @@ static dl_status open_folder(dl_ctx *ctx, dl_source *f, const dl_open_options *o
     cab *c = calloc(1, sizeof *c);
     if (!c)
         return dl_fail(ctx, DL_ECORRUPT, "out of memory");
-    *c = (cab){.file = f, .start = fo->start, .ndata = fo->ndata, .folder = i, .data_resv = L->data_resv,
+    *c = (cab){.file = f,
+               .start = fo->start,
+               .ndata = fo->ndata,
+               .folder = i,
+               .data_resv = L->data_resv,
                .mszip = fo->type == 1};
     dl_zframing fr = {.name = "CAB", .stream_id = fo->start, .next = cab_next, .arg = c};
     return dl_zsource_open(ctx, f, 0, &fr, opts, out);
@@ -244,7 +249,8 @@ static dl_status choose(dl_ctx *ctx, dl_source *f, const dl_open_options *opts, 
     if (st == DL_OK && !pick) /* only LZX/Quantum folders, or files outside their folder */
         st = open_folder(ctx, f, opts, L, L->files[0].folder, &best_src);
     if (st == DL_OK && !pick)
-        st = dl_fail(ctx, DL_ECORRUPT, "CAB: file \"%s\" (offset 0x%x, %u bytes) passes the end of folder %u (0x%llx bytes)",
+        st = dl_fail(ctx, DL_ECORRUPT,
+                     "CAB: file \"%s\" (offset 0x%x, %u bytes) passes the end of folder %u (0x%llx bytes)",
                      L->files[0].name, L->files[0].uoff, L->files[0].size, L->files[0].folder,
                      (unsigned long long)best_src->size);
     if (st != DL_OK) {

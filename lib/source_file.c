@@ -21,8 +21,8 @@ static dl_status file_read(dl_source *src, dl_ctx *ctx, uint64_t off, void *buf,
 {
     file_source *fs = (file_source *)src;
     if (!in_bounds(src, off, len))
-        return dl_fail(ctx, DL_ECORRUPT, "read of %zu bytes at offset 0x%llx passes the end of the file (0x%llx)",
-                       len, (unsigned long long)off, (unsigned long long)src->size);
+        return dl_fail(ctx, DL_ECORRUPT, "read of %zu bytes at offset 0x%llx passes the end of the file (0x%llx)", len,
+                       (unsigned long long)off, (unsigned long long)src->size);
     if (len)
         memcpy(buf, fs->map.data + off, len);
     return DL_OK;

@@ -48,13 +48,14 @@ static dl_status parse_header(dl_source *f, dl_ctx *ctx, uint64_t off, uint64_t 
         return dl_fail(ctx, DL_EUNSUPPORTED, "unsupported compression method %u (gzip member at offset 0x%llx)", h[2],
                        (unsigned long long)off);
     if (h[3] & 0xE0)
-        return dl_fail(ctx, DL_ECORRUPT, "gzip: reserved flags 0x%02x set in the member header at offset 0x%llx",
-                       h[3], (unsigned long long)off);
+        return dl_fail(ctx, DL_ECORRUPT, "gzip: reserved flags 0x%02x set in the member header at offset 0x%llx", h[3],
+                       (unsigned long long)off);
     uint64_t p = off + sizeof h;
     if (h[3] & 4) { /* FEXTRA */
         uint8_t x[2];
         if (f->size - p < 2 || dl_source_read(f, ctx, p, x, 2) != DL_OK || f->size - p - 2 < dl_le16(x))
-            return dl_fail(ctx, DL_ECORRUPT, "gzip: extra field of the member at offset 0x%llx passes the end of the file",
+            return dl_fail(ctx, DL_ECORRUPT,
+                           "gzip: extra field of the member at offset 0x%llx passes the end of the file",
                            (unsigned long long)off);
         p += 2 + (uint64_t)dl_le16(x);
     }
@@ -65,7 +66,8 @@ static dl_status parse_header(dl_source *f, dl_ctx *ctx, uint64_t off, uint64_t 
     if (h[3] & 2) /* FHCRC */
         p += 2;
     if (p > f->size)
-        return dl_fail(ctx, DL_ECORRUPT, "gzip: header of the member at offset 0x%llx truncated", (unsigned long long)off);
+        return dl_fail(ctx, DL_ECORRUPT, "gzip: header of the member at offset 0x%llx truncated",
+                       (unsigned long long)off);
     *data = p;
     return DL_OK;
 }

@@ -10,8 +10,19 @@
 
 int dl_member_rank(const uint8_t *p, size_t n)
 {
-    static const char *const known[] = {"\x1f\x8b", "PK\3\4", "MSCF", "MDMP", "HIBR", "hibr", "WAKE", "RSTR",
-                                        "\x7f" "ELF", "KDUMP   ", "makedumpfile", "PAGE"};
+    static const char *const known[] = {"\x1f\x8b",
+                                        "PK\3\4",
+                                        "MSCF",
+                                        "MDMP",
+                                        "HIBR",
+                                        "hibr",
+                                        "WAKE",
+                                        "RSTR",
+                                        "\x7f"
+                                        "ELF",
+                                        "KDUMP   ",
+                                        "makedumpfile",
+                                        "PAGE"};
     if (n >= 8 && (!memcmp(p, "PAGEDUMP", 8) || !memcmp(p, "PAGEDU64", 8)))
         return 2;
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
@@ -87,8 +98,8 @@ static dl_status slice_read(dl_source *src, dl_ctx *ctx, uint64_t off, void *buf
 {
     slice *s = (slice *)src;
     if (off > src->size || len > src->size - off)
-        return dl_fail(ctx, DL_ECORRUPT, "read of %zu bytes at offset 0x%llx passes the end of the file (0x%llx)",
-                       len, (unsigned long long)off, (unsigned long long)src->size);
+        return dl_fail(ctx, DL_ECORRUPT, "read of %zu bytes at offset 0x%llx passes the end of the file (0x%llx)", len,
+                       (unsigned long long)off, (unsigned long long)src->size);
     return dl_source_read(s->parent, ctx, s->off + off, buf, len);
 }
 
@@ -109,8 +120,7 @@ static void slice_close(dl_source *src)
     free(s);
 }
 
-dl_status dl_slice_open(dl_ctx *ctx, dl_source *parent, dl_source *also, uint64_t off, uint64_t size,
-                        dl_source **out)
+dl_status dl_slice_open(dl_ctx *ctx, dl_source *parent, dl_source *also, uint64_t off, uint64_t size, dl_source **out)
 {
     slice *s = calloc(1, sizeof *s);
     if (!s || off > parent->size || size > parent->size - off) {

@@ -53,7 +53,8 @@ static dl_status find_eocd(dl_source *f, dl_ctx *ctx, uint64_t *at)
     free(b);
     if (st != DL_OK)
         return st;
-    return dl_fail(ctx, DL_ECORRUPT, "ZIP: end of central directory not found in the last %llu bytes (truncated archive?)",
+    return dl_fail(ctx, DL_ECORRUPT,
+                   "ZIP: end of central directory not found in the last %llu bytes (truncated archive?)",
                    (unsigned long long)span);
 }
 
@@ -84,7 +85,8 @@ static dl_status read_directory(dl_source *f, dl_ctx *ctx, uint64_t *cd_off, uin
         return st;
     }
     if (*cd_off > f->size || *cd_size > f->size - *cd_off)
-        return dl_fail(ctx, DL_ECORRUPT, "ZIP: central directory (offset 0x%llx, %llu bytes) passes the end of the file",
+        return dl_fail(ctx, DL_ECORRUPT,
+                       "ZIP: central directory (offset 0x%llx, %llu bytes) passes the end of the file",
                        (unsigned long long)*cd_off, (unsigned long long)*cd_size);
     if (*count == 0)
         return dl_fail(ctx, DL_ECORRUPT, "ZIP: the archive holds no members");
@@ -104,7 +106,8 @@ static dl_status parse_entry(dl_source *f, dl_ctx *ctx, uint64_t *off, uint64_t 
     if (st != DL_OK)
         return st;
     if (memcmp(h, "PK\1\2", 4))
-        return dl_fail(ctx, DL_ECORRUPT, "ZIP: bad central directory header at offset 0x%llx", (unsigned long long)*off);
+        return dl_fail(ctx, DL_ECORRUPT, "ZIP: bad central directory header at offset 0x%llx",
+                       (unsigned long long)*off);
     uint16_t nlen = dl_le16(h + 28), xlen = dl_le16(h + 30), clen = dl_le16(h + 32);
     uint64_t var = *off + CDH_MIN;
     if (cd_end - var < (uint64_t)nlen + xlen + clen)
@@ -137,7 +140,8 @@ static dl_status parse_entry(dl_source *f, dl_ctx *ctx, uint64_t *off, uint64_t 
             return st;
         uint16_t id = dl_le16(t), sz = dl_le16(t + 2);
         if (xend - x - 4 < sz)
-            return dl_fail(ctx, DL_ECORRUPT, "ZIP: extra field at offset 0x%llx passes its entry", (unsigned long long)x);
+            return dl_fail(ctx, DL_ECORRUPT, "ZIP: extra field at offset 0x%llx passes its entry",
+                           (unsigned long long)x);
         if (id == 1) {
             size_t n = sz < sizeof v ? sz : sizeof v, at = 0;
             if ((st = dl_source_read(f, ctx, x + 4, v, n)) != DL_OK)
@@ -179,16 +183,26 @@ static dl_status data_offset(dl_source *f, dl_ctx *ctx, const member *m, uint64_
 static const char *method_name(uint16_t m)
 {
     switch (m) {
-    case 1: return "Shrink";
-    case 6: return "Implode";
-    case 9: return "Deflate64";
-    case 12: return "bzip2";
-    case 14: return "LZMA";
-    case 93: return "Zstandard";
-    case 95: return "XZ";
-    case 98: return "PPMd";
-    case 99: return "AES encryption";
-    default: return NULL;
+    case 1:
+        return "Shrink";
+    case 6:
+        return "Implode";
+    case 9:
+        return "Deflate64";
+    case 12:
+        return "bzip2";
+    case 14:
+        return "LZMA";
+    case 93:
+        return "Zstandard";
+    case 95:
+        return "XZ";
+    case 98:
+        return "PPMd";
+    case 99:
+        return "AES encryption";
+    default:
+        return NULL;
     }
 }
 

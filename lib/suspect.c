@@ -20,8 +20,7 @@
 
 static const char *const untagged_allocators[] = {"ExAllocatePool", "ExAllocatePoolWithQuota"};
 static const char *const tagged_allocators[] = {"ExAllocatePoolWithTag", "ExAllocatePoolWithQuotaTag",
-                                                "ExAllocatePoolWithTagPriority", "ExAllocatePool2",
-                                                "ExAllocatePool3"};
+                                                "ExAllocatePoolWithTagPriority", "ExAllocatePool2", "ExAllocatePool3"};
 
 static dl_candidate *candidate(dl_suspect *s, const char *module)
 {
@@ -233,8 +232,8 @@ static void allocator_evidence(dl_dump *d, const dl_modules *mods, dl_suspects *
             continue;
         dl_image_iat(d, &img, on_iat, &per[m]);
         for (int i = 0; i < per[m].n; i++)
-            if (per[m].hit[i] && (!strcmp(per[m].name[i], "ExAllocatePool") ||
-                                  !strcmp(per[m].name[i], "ExAllocatePoolWithQuota"))) {
+            if (per[m].hit[i] &&
+                (!strcmp(per[m].name[i], "ExAllocatePool") || !strcmp(per[m].name[i], "ExAllocatePoolWithQuota"))) {
                 untagged_importers++;
                 break;
             }
@@ -244,14 +243,16 @@ static void allocator_evidence(dl_dump *d, const dl_modules *mods, dl_suspects *
         for (int i = 0; i < per[m].n; i++) {
             if (!per[m].hit[i])
                 continue;
-            int untagged = !strcmp(per[m].name[i], "ExAllocatePool") || !strcmp(per[m].name[i], "ExAllocatePoolWithQuota");
+            int untagged =
+                !strcmp(per[m].name[i], "ExAllocatePool") || !strcmp(per[m].name[i], "ExAllocatePoolWithQuota");
             for (size_t t = 0; t < out->n; t++) {
                 uint32_t k = out->items[t].key;
                 if (!(untagged ? k == none_key : (k == ddk || k == wdm)))
                     continue;
                 /* A lone importer of the untagged allocators is the answer. */
                 int score = untagged ? (untagged_importers == 1 ? 120 : 60) : 10;
-                dl_evidence *e = dl_add_evidence(&out->items[t], mod->name ? mod->name : "?", "imports-allocator", score);
+                dl_evidence *e =
+                    dl_add_evidence(&out->items[t], mod->name ? mod->name : "?", "imports-allocator", score);
                 if (!e)
                     continue;
                 e->has_address = e->has_offset = 1;
@@ -359,8 +360,10 @@ static void kmdf_evidence(dl_dump *d, const dl_modules *mods, dl_suspect *s)
                   imports_wdf(d, mods, &img) == 1;
         dl_evidence *e = dl_add_evidence(s, mods->loaded[i].name, "kmdf-default-tag", wdf ? 40 : 10);
         if (e)
-            snprintf(e->detail, sizeof e->detail, "tag is the first four characters of the driver's name (KMDF default "
-                     "pool tag)%s", wdf ? "; the driver imports WDF01000.SYS" : "");
+            snprintf(e->detail, sizeof e->detail,
+                     "tag is the first four characters of the driver's name (KMDF default "
+                     "pool tag)%s",
+                     wdf ? "; the driver imports WDF01000.SYS" : "");
     }
     dl_ctx_clear_error(d->ctx);
 }
@@ -439,8 +442,9 @@ static void unloaded_evidence(const dl_modules *mods, dl_suspect *s)
         e->address = u->base;
         char t[32];
         if (u->has_time && dl_format_filetime(u->time, t, 1))
-            snprintf(e->detail, sizeof e->detail, "unloaded at %s from 0x%llx (%llu bytes); no loaded module holds the tag",
-                     t, (unsigned long long)u->base, (unsigned long long)u->size);
+            snprintf(e->detail, sizeof e->detail,
+                     "unloaded at %s from 0x%llx (%llu bytes); no loaded module holds the tag", t,
+                     (unsigned long long)u->base, (unsigned long long)u->size);
         else
             snprintf(e->detail, sizeof e->detail, "unloaded from 0x%llx (%llu bytes); no loaded module holds the tag",
                      (unsigned long long)u->base, (unsigned long long)u->size);

@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "ctx.h"
-#include "platform.h"
 #include "dumpleak.h"
+#include "platform.h"
 
 /* A longer file is not a pooltag.txt (Microsoft's is ~5000 lines). */
 #define MAX_TAGDB_LINES 200000u

@@ -55,9 +55,8 @@ dl_status dl_vmem_add_range(dl_vmem *vm, dl_ctx *ctx, uint64_t va, uint64_t len,
 
 const char *dl_xlat_kind_name(dl_xlat_kind kind)
 {
-    static const char *const names[] = {"valid",       "transition",    "prototype",
-                                        "pagefile",    "demand-zero",   "not-present",
-                                        "table-absent", "noncanonical", "unsupported"};
+    static const char *const names[] = {"valid",       "transition",   "prototype",    "pagefile",   "demand-zero",
+                                        "not-present", "table-absent", "noncanonical", "unsupported"};
     return (unsigned)kind < sizeof names / sizeof names[0] ? names[kind] : "?";
 }
 
@@ -86,7 +85,7 @@ static uint64_t transition_pa(dl_vmem *vm, uint64_t e)
     if (vm->mode == DL_PAGING_X86)
         return e & 0xFFFFF000ull;
     if (vm->mode == DL_PAGING_PAE)
-        return e & 0x3FFFFFFF000ull; /* PFN bits 37:12 */
+        return e & 0x3FFFFFFF000ull;         /* PFN bits 37:12 */
     uint64_t pa = e & 0x0000FFFFFFFFF000ull; /* PFN bits 47:12 */
     if (vm->swizzle_mask) {
         if (!(e & X64_SWIZZLE_BIT))
@@ -195,13 +194,13 @@ static dl_status walk(dl_vmem *vm, dl_ctx *ctx, uint64_t va, int depth, dl_xlat 
             next = vm->mode == DL_PAGING_X86 ? (e & 0xFFFFF000ull) : (e & PA_MASK_52);
         } else if (e == 0) {
             out->kind = DL_XLAT_NOT_PRESENT;
-            return dl_fail(ctx, DL_PARTIAL, "VA 0x%llx is not mapped (level-%d entry is zero)",
-                           (unsigned long long)va, level);
+            return dl_fail(ctx, DL_PARTIAL, "VA 0x%llx is not mapped (level-%d entry is zero)", (unsigned long long)va,
+                           level);
         } else if (e & PTE_PROTOTYPE) {
             if (level != 1 || depth > 0) {
                 out->kind = DL_XLAT_NOT_PRESENT;
-                return dl_fail(ctx, DL_PARTIAL, "VA 0x%llx: prototype entry 0x%llx at level %d",
-                               (unsigned long long)va, (unsigned long long)e, level);
+                return dl_fail(ctx, DL_PARTIAL, "VA 0x%llx: prototype entry 0x%llx at level %d", (unsigned long long)va,
+                               (unsigned long long)e, level);
             }
             return resolve_prototype(vm, ctx, va, e, depth, out);
         } else if (e & PTE_TRANSITION) {
@@ -214,8 +213,7 @@ static dl_status walk(dl_vmem *vm, dl_ctx *ctx, uint64_t va, int depth, dl_xlat 
         } else {
             out->kind = pagefile_high(vm, e) ? DL_XLAT_PAGEFILE : DL_XLAT_DEMAND_ZERO;
             return dl_fail(ctx, DL_PARTIAL, "VA 0x%llx is %s (level-%d entry 0x%llx)", (unsigned long long)va,
-                           out->kind == DL_XLAT_PAGEFILE ? "paged out" : "demand-zero", level,
-                           (unsigned long long)e);
+                           out->kind == DL_XLAT_PAGEFILE ? "paged out" : "demand-zero", level, (unsigned long long)e);
         }
         if (level == 1) {
             out->kind = DL_XLAT_VALID;
@@ -271,7 +269,9 @@ static dl_status resolve_prototype(dl_vmem *vm, dl_ctx *ctx, uint64_t va, uint64
         out->pa = transition_pa(vm, pe) | (va & (DL_PAGE_SIZE - 1));
         return DL_OK;
     }
-    out->kind = (pe & PTE_PROTOTYPE) ? DL_XLAT_NOT_PRESENT : pagefile_high(vm, pe) ? DL_XLAT_PAGEFILE : DL_XLAT_DEMAND_ZERO;
+    out->kind = (pe & PTE_PROTOTYPE)    ? DL_XLAT_NOT_PRESENT
+                : pagefile_high(vm, pe) ? DL_XLAT_PAGEFILE
+                                        : DL_XLAT_DEMAND_ZERO;
     return dl_fail(ctx, DL_PARTIAL, "VA 0x%llx: prototype PTE 0x%llx is not resident", (unsigned long long)va,
                    (unsigned long long)pe);
 vad:

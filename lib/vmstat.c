@@ -48,8 +48,9 @@ static void count_line(dl_dump *d, dl_vm_value *v, uint32_t member, int ulong_on
 static int descriptor_pages(dl_dump *d, const dl_descriptor_layout *L, uint64_t va, uint64_t *pages)
 {
     /* Only the bytes up to the last counter: the rest may be on an absent page. */
-    uint32_t last = L->kind == DL_DESC_TOTALS ? (L->total_pages > L->total_big_pages ? L->total_pages : L->total_big_pages)
-                                              : (L->pages_free > L->big_free ? L->pages_free : L->big_free);
+    uint32_t last = L->kind == DL_DESC_TOTALS
+                        ? (L->total_pages > L->total_big_pages ? L->total_pages : L->total_big_pages)
+                        : (L->pages_free > L->big_free ? L->pages_free : L->big_free);
     uint8_t b[0x100];
     if (last + 8u > sizeof b || !dl_kernel_va(d, va) || dl_vmem_read(&d->vm, d->ctx, va, b, last + 8u) != DL_OK)
         return 0;

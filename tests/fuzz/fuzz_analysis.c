@@ -180,9 +180,9 @@ static void run(seed *s, unsigned order)
         fz_check_info(r.dump, s->size);
         /* The analyses call each other (vm falls back on pool, pool on
          * modules): run them in every order, each twice (cached result). */
-        static const char perms[24][4] = {
-            "mvpb", "mvbp", "mpvb", "mpbv", "mbvp", "mbpv", "vmpb", "vmbp", "vpmb", "vpbm", "vbmp", "vbpm",
-            "pmvb", "pmbv", "pvmb", "pvbm", "pbmv", "pbvm", "bmvp", "bmpv", "bvmp", "bvpm", "bpmv", "bpvm"};
+        static const char perms[24][4] = {"mvpb", "mvbp", "mpvb", "mpbv", "mbvp", "mbpv", "vmpb", "vmbp",
+                                          "vpmb", "vpbm", "vbmp", "vbpm", "pmvb", "pmbv", "pvmb", "pvbm",
+                                          "pbmv", "pbvm", "bmvp", "bmpv", "bvmp", "bvpm", "bpmv", "bpvm"};
         int partial = 0;
         /* Suspects (the costliest part: a scan of module images) on half the
          * inputs, first or last: they pull in pool and modules themselves. */

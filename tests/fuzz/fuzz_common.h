@@ -18,12 +18,12 @@
 
 /* A broken invariant is a lie the analyzer would print: make it a crash so
  * libFuzzer keeps the input. */
-#define FZ_ASSERT(cond)                                                                                   \
-    do {                                                                                                  \
-        if (!(cond)) {                                                                                    \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);                  \
-            abort();                                                                                      \
-        }                                                                                                 \
+#define FZ_ASSERT(cond)                                                                                                \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);                               \
+            abort();                                                                                                   \
+        }                                                                                                              \
     } while (0)
 
 /* UBSan checks are built recoverable only so that known, not yet fixed

@@ -27,8 +27,8 @@ static uint8_t tmpl64[0x2000], tmpl32[0x1000];
 /* The physical memory of one input, as the reference walker sees it. */
 typedef struct phys {
     const uint8_t *page[MAX_PAGES];
-    unsigned n1;  /* pages at PFN 0..n1-1 */
-    int has2;     /* one more page at pfn2 */
+    unsigned n1; /* pages at PFN 0..n1-1 */
+    int has2;    /* one more page at pfn2 */
     uint64_t pfn2;
     const uint8_t *page2;
 } phys;
@@ -100,14 +100,14 @@ static void check_va(walk_ctx *w, uint64_t va, claim c, uint64_t pa)
 {
     dl_xlat x;
     dl_status st = dl_translate(w->d, va, &x);
-    FZ_ASSERT((st == DL_OK) == (x.kind == DL_XLAT_VALID || x.kind == DL_XLAT_TRANSITION ||
-                                 x.kind == DL_XLAT_PROTOTYPE));
+    FZ_ASSERT((st == DL_OK) ==
+              (x.kind == DL_XLAT_VALID || x.kind == DL_XLAT_TRANSITION || x.kind == DL_XLAT_PROTOTYPE));
     FZ_ASSERT(fz_strlen(dl_xlat_kind_name(x.kind)) > 0);
     if (c == CLAIM_VALID) {
         if (st != DL_OK || x.kind != DL_XLAT_VALID || x.pa != pa)
             fprintf(stderr, "va 0x%llx: expected valid pa 0x%llx, got %s pa 0x%llx level %d entry 0x%llx\n",
-                    (unsigned long long)va, (unsigned long long)pa, dl_xlat_kind_name(x.kind),
-                    (unsigned long long)x.pa, x.level, (unsigned long long)x.entry);
+                    (unsigned long long)va, (unsigned long long)pa, dl_xlat_kind_name(x.kind), (unsigned long long)x.pa,
+                    x.level, (unsigned long long)x.entry);
         FZ_ASSERT(st == DL_OK && x.kind == DL_XLAT_VALID && x.pa == pa);
     } else if (c == CLAIM_ABSENT) {
         if (x.kind != DL_XLAT_TABLE_ABSENT)
@@ -176,8 +176,8 @@ static void walk(walk_ctx *w, int level, uint64_t table, uint64_t va_prefix)
         int pdpte = w->mode == M_PAE && top;
         if ((e & 0x80) && !pdpte && (level == 2 || (level == 3 && w->levels >= 4))) {
             uint64_t span = w->mode == M_X86 ? 1ull << 22 : level == 3 ? 1ull << 30 : 1ull << 21;
-            uint64_t base = w->mode == M_X86 ? (e & 0xFFC00000ull) | (((e >> 13) & 0xFF) << 32)
-                                             : e & PA_MASK_52 & ~(span - 1);
+            uint64_t base =
+                w->mode == M_X86 ? (e & 0xFFC00000ull) | (((e >> 13) & 0xFF) << 32) : e & PA_MASK_52 & ~(span - 1);
             uint64_t off = ((uint64_t)i * 0x9E3779B1ull) & (span - 1) & ~7ull;
             check_va(w, va + off, CLAIM_VALID, base + off);
             continue;

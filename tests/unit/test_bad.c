@@ -104,8 +104,25 @@ Test(bad, truncation_at_structure_boundaries)
         struct stat sb;
         cr_assert_eq(stat(f->dump, &sb), 0);
         int hs = f->arch[1] == '8' ? 0x1000 : 0x2000; /* x86* vs x64/arm64 */
-        off_t cuts[] = {0, 1, 4, 7, 8, 0x20, 0x88, 0x400, hs - 1, hs, hs + 4, hs + 0x20, hs + 0x38, hs + 0x80,
-                        hs + 0x1000, hs + 0x3000, sb.st_size / 2, sb.st_size - 4096, sb.st_size - 1};
+        off_t cuts[] = {0,
+                        1,
+                        4,
+                        7,
+                        8,
+                        0x20,
+                        0x88,
+                        0x400,
+                        hs - 1,
+                        hs,
+                        hs + 4,
+                        hs + 0x20,
+                        hs + 0x38,
+                        hs + 0x80,
+                        hs + 0x1000,
+                        hs + 0x3000,
+                        sb.st_size / 2,
+                        sb.st_size - 4096,
+                        sb.st_size - 1};
         for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
             if (cuts[c] < 0 || cuts[c] >= sb.st_size)
                 continue;

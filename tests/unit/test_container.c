@@ -77,8 +77,7 @@ Test(container, physical_extents)
             uint8_t b[8];
             cr_expect_eq(dl_read_phys(d, x.pfn << 12, b, 8), DL_OK, "%s", f->dump);
             cr_expect_eq(dl_read_phys(d, ((x.pfn + x.pages) << 12) - 8, b, 8), DL_OK, "%s", f->dump);
-            if (k + 1 == json_array_size(ext) ||
-                jhex(json_array_get(json_array_get(ext, k + 1), 0)) != x.pfn + x.pages)
+            if (k + 1 == json_array_size(ext) || jhex(json_array_get(json_array_get(ext, k + 1), 0)) != x.pfn + x.pages)
                 cr_expect_eq(dl_read_phys(d, (x.pfn + x.pages) << 12, b, 8), DL_PARTIAL, "%s", f->dump);
         }
         cr_expect_eq(dl_get_info(d)->pages_present, jhex(json_object_get(phys, "pages_present")), "%s", f->dump);

@@ -54,8 +54,8 @@ Test(vmem, forge_samples)
             if (want == DL_XLAT_PROTOTYPE && (json_is_null(pa) || !pa) &&
                 (x.kind == DL_XLAT_PAGEFILE || x.kind == DL_XLAT_NOT_PRESENT || x.kind == DL_XLAT_DEMAND_ZERO))
                 want = x.kind;
-            cr_expect_eq(x.kind, want, "%s VA 0x%llx: kind %s, expected %s (%s)", f->dump,
-                         (unsigned long long)va, dl_xlat_kind_name(x.kind), kind, dl_ctx_error(ctx));
+            cr_expect_eq(x.kind, want, "%s VA 0x%llx: kind %s, expected %s (%s)", f->dump, (unsigned long long)va,
+                         dl_xlat_kind_name(x.kind), kind, dl_ctx_error(ctx));
             if (!json_is_null(pa) && pa) {
                 cr_expect_eq(st, DL_OK, "%s VA 0x%llx: %s", f->dump, (unsigned long long)va, dl_ctx_error(ctx));
                 cr_expect_eq(x.pa, jhex(pa), "%s VA 0x%llx: PA 0x%llx, expected 0x%llx", f->dump,
@@ -65,8 +65,8 @@ Test(vmem, forge_samples)
                 if (json_is_true(present)) {
                     uint8_t a[16], b[16];
                     size_t nb = 4096 - (va & 0xFFF) < sizeof a ? 4096 - (va & 0xFFF) : sizeof a;
-                    cr_expect_eq(dl_read_virt(d, va, a, nb), DL_OK, "%s VA 0x%llx: %s", f->dump,
-                                 (unsigned long long)va, dl_ctx_error(ctx));
+                    cr_expect_eq(dl_read_virt(d, va, a, nb), DL_OK, "%s VA 0x%llx: %s", f->dump, (unsigned long long)va,
+                                 dl_ctx_error(ctx));
                     cr_expect_eq(dl_read_phys(d, jhex(pa), b, nb), DL_OK);
                     cr_expect_eq(memcmp(a, b, nb), 0, "%s VA 0x%llx bytes differ", f->dump, (unsigned long long)va);
                 }

@@ -39,7 +39,9 @@ static void setup(void)
     for (size_t p = 4096; p < PLAIN_SIZE; p += 4096) {
         uint32_t kind = next_rand() % 3;
         for (size_t i = 0; i < 4096; i++)
-            plain[p + i] = kind == 0 ? 0 : kind == 1 ? (uint8_t)("nt!KiBugCheck "[i % 14] + (p >> 12)) : (uint8_t)next_rand();
+            plain[p + i] = kind == 0   ? 0
+                           : kind == 1 ? (uint8_t)("nt!KiBugCheck "[i % 14] + (p >> 12))
+                                       : (uint8_t)next_rand();
     }
     char path[512];
     path_of(path, sizeof path, "MEMORY.DMP");
@@ -124,16 +126,18 @@ Test(wrappers, gzip_and_its_index_cache)
     check_reads("d.gz", "gzip", 0); /* from the cache */
     /* A damaged index is detected and rebuilt. */
     char cmd[600];
-    snprintf(cmd, sizeof cmd, "for f in '%s'/cache/*.zidx; do printf 'XXXX' | dd of=\"$f\" bs=1 seek=200 conv=notrunc 2>/dev/null; done", dir);
+    snprintf(cmd, sizeof cmd,
+             "for f in '%s'/cache/*.zidx; do printf 'XXXX' | dd of=\"$f\" bs=1 seek=200 conv=notrunc 2>/dev/null; done",
+             dir);
     cr_assert_eq(system(cmd), 0);
     check_reads("d.gz", "gzip", 0);
 }
 
 Test(wrappers, gzip_multi_member)
 {
-    cr_assert_eq(sh("head -c 3000001 MEMORY.DMP | gzip -c > m.gz && tail -c +3000002 MEMORY.DMP | gzip -1 -c >> m.gz",
-                    "gzip"),
-                 0);
+    cr_assert_eq(
+        sh("head -c 3000001 MEMORY.DMP | gzip -c > m.gz && tail -c +3000002 MEMORY.DMP | gzip -1 -c >> m.gz", "gzip"),
+        0);
     check_reads("m.gz", "gzip", 0);
 }
 
