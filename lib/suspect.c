@@ -99,13 +99,17 @@ static void record_hit(dl_suspect *s, const char *module, uint64_t base, const d
 typedef struct wanted {
     uint32_t keys[MAX_WANTED];
     size_t n;
-    uint8_t first[256];  /* first tag bytes: most image bytes fail here */
+    uint8_t first[256];         /* first tag bytes: most image bytes fail here */
+    uint8_t firsts[MAX_WANTED]; /* the distinct first bytes, for memchr */
+    size_t nfirsts;
     uint8_t low16[8192]; /* then the low 16 bits */
 } wanted;
 
 static void want(wanted *w, uint32_t k)
 {
     w->keys[w->n++] = k;
+    if (!w->first[k & 0xFF])
+        w->firsts[w->nfirsts++] = (uint8_t)(k & 0xFF);
     w->first[k & 0xFF] = 1;
     w->low16[(k & 0xFFFF) >> 3] |= (uint8_t)(1u << (k & 7));
 }
@@ -118,6 +122,12 @@ static int find_key(const wanted *w, uint32_t k)
         if (w->keys[i] == k)
             return (int)i;
     return -1;
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
 }
 
 /* One pass over a module's resident pages for every wanted tag. */
@@ -164,13 +174,21 @@ static void scan_module(dl_dump *d, const dl_module *m, const wanted *w, dl_susp
         size_t tail = 0;
         if (pg + 1 < pages && dl_vmem_read(&d->vm, d->ctx, va + DL_PAGE_SIZE, buf + 7 + DL_PAGE_SIZE, 3) == DL_OK)
             tail = 3;
+        /* memchr per distinct first byte (vectorised in libc), then the
+         * hits in address order so the evidence kept is the first ones. */
         const uint8_t *p = buf + 7;
-        for (size_t off = 0; off + 4 <= DL_PAGE_SIZE + tail; off++) {
-            if (!w->first[p[off]])
-                continue;
-            int k = find_key(w, dl_le32(p + off));
-            if (k >= 0)
-                record_hit(&out->items[k], m->name ? m->name : "?", m->base, &img, va + off, buf + off, bits);
+        size_t span = DL_PAGE_SIZE + tail - 3, hits[64], nhits = 0;
+        for (size_t f = 0; f < w->nfirsts && nhits < 64; f++)
+            for (const uint8_t *q = memchr(p, w->firsts[f], span); q && nhits < 64;
+                 q = (size_t)(q - p) + 1 < span ? memchr(q + 1, w->firsts[f], span - (size_t)(q - p) - 1) : NULL)
+                if (find_key(w, dl_le32(q)) >= 0)
+                    hits[nhits++] = (size_t)(q - p);
+        if (nhits > 1)
+            qsort(hits, nhits, sizeof *hits, cmp_size);
+        for (size_t h = 0; h < nhits; h++) {
+            size_t off = hits[h];
+            record_hit(&out->items[find_key(w, dl_le32(p + off))], m->name ? m->name : "?", m->base, &img, va + off,
+                       buf + off, bits);
         }
     }
     dl_ctx_clear_error(d->ctx);
