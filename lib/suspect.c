@@ -525,12 +525,17 @@ dl_status dl_find_suspects(dl_dump *d, const dl_suspect_options *o, dl_suspects 
     } else if (pool) {
         top_tags(pool, o->top_per_pool ? o->top_per_pool : DEFAULT_TOP, &w);
     } else {
-        return dl_fail(d->ctx, DL_PARTIAL, "no pool data to choose the top tags from");
+        {
+            dl_warn(d->ctx, "suspects-unavailable", "no pool data to choose the top tags from; name tags with --tag");
+            return dl_fail(d->ctx, DL_PARTIAL, "no pool data to choose the top tags from");
+        }
     }
     const dl_modules *mods;
     dl_status st = dl_get_modules(d, &mods);
-    if (!mods || !d->info.has_physical_map)
+    if (!mods || !d->info.has_physical_map) {
+        dl_warn(d->ctx, "suspects-unavailable", "this dump holds no module images to search for tags");
         return dl_fail(d->ctx, DL_PARTIAL, "no module images in this dump to search");
+    }
     dl_suspects *s = calloc(1, sizeof *s);
     if (!s || !(s->items = calloc(w.n ? w.n : 1, sizeof *s->items))) {
         free(s);
