@@ -287,24 +287,32 @@ static uint64_t image_below(dl_dump *d, uint64_t va)
 
 /* Plain 'KDBG' blocks anywhere in RAM: their KernBase values are nt
  * candidates (§7.2), checked later through a CR3 (MZ at the base). */
-static void kernbases_from_physical_kdbg(dl_dump *d, int bits, probe_set *p)
+static void kernbases_from_physical_kdbg(dl_dump *d, probe_set *p)
 {
     uint8_t page[4096 + 0x20];
     for (size_t e = 0; e < d->pm.n && p->n < 16; e++)
         for (uint64_t pfn = d->pm.ext[e].pfn; pfn < d->pm.ext[e].pfn + d->pm.ext[e].pages && p->n < 16; pfn++) {
-            memset(page, 0, sizeof page);
             if (dl_physmem_read(&d->pm, d->ctx, pfn << 12, page, 4096) != DL_OK)
                 continue;
-            dl_physmem_read(&d->pm, d->ctx, (pfn + 1) << 12, page + 4096, 0x20);
-            for (size_t off = 0x10; off + 0x10 <= 4096 + 0x10; off += 8) {
+            int tail = 0; /* the next page's head, read only when a tag sits at the end */
+            for (size_t off = 0x10; off + 4 <= 4096; off += 8) {
                 if (dl_le32(page + off) != 0x4742444Bu)
                     continue;
+                if (off + 0x10 > 4096 && !tail) {
+                    memset(page + 4096, 0, 0x20);
+                    dl_physmem_read(&d->pm, d->ctx, (pfn + 1) << 12, page + 4096, 0x20);
+                    tail = 1;
+                }
                 uint32_t size = dl_le32(page + off + 4);
-                uint64_t kernbase = dl_leptr(page + off + 8, bits);
-                int kernel = bits == 64 ? kernbase >= 0xFFFF800000000000ull
-                                        : kernbase >= 0x80000000ull && kernbase <= 0xFFFFFFFFull;
-                if (size >= 0x200 && size <= 0x1000 && size % 8 == 0 && kernel && !(kernbase & 0xFFF))
-                    add_probe(p, kernbase, 1);
+                if (size < 0x200 || size > 0x1000 || size % 8)
+                    continue;
+                /* The width is not known yet: try KernBase as both. */
+                uint64_t k64 = dl_le64(page + off + 8), k32 = dl_le32(page + off + 8);
+                if (k64 >= 0xFFFF800000000000ull && !(k64 & 0xFFF))
+                    add_probe(p, k64, 1);
+                /* 32-bit kernels store it zero- or sign-extended: the low half. */
+                if (k32 >= 0x80000000ull && !(k32 & 0xFFF) && ((k64 >> 32) == 0 || (k64 >> 32) == 0xFFFFFFFFull))
+                    add_probe(p, k32, 1);
             }
         }
     dl_ctx_clear_error(d->ctx);
@@ -469,8 +477,7 @@ dl_status dl_capture_open(dl_dump *d, dl_capture_kind kind, const dl_open_option
         /* Second round: nt bases from plain KDBG blocks in RAM join the probes
          * (a guest need not map what the first round tries). */
         if (round == 1)
-            for (int b = 64; b >= 32; b -= 32)
-                kernbases_from_physical_kdbg(d, b, &probes);
+            kernbases_from_physical_kdbg(d, &probes);
         /* The issue's order: a vCPU in kernel mode (CS RPL 0 or GS base in
          * kernel space), the fwcfg header, then vCPUs caught in user mode
          * (their CR3 may map no kernel), the low stub, a scan. */
