@@ -216,41 +216,10 @@ class Guest:
 
     # --- kernel translation (hardware semantics; enough to check the capture's own additions)
     def vtop(self, va, root=None):
-        root = self.root if root is None else root
-        if self.arch == 'x64':
-            t = root
-            for sh in (39, 30, 21, 12):
-                e = self.q(t + ((va >> sh) & 0x1FF) * 8)
-                if not e & 1:
-                    return None
-                fr = e & 0x000FFFFFFFFFF000
-                if sh in (30, 21) and e & 0x80:
-                    return (fr & ~((1 << sh) - 1)) | (va & ((1 << sh) - 1))
-                t = fr
-            return t | (va & 0xFFF)
-        if self.arch == 'x86-pae':
-            e = self.q(root + ((va >> 30) & 3) * 8)
-            if not e & 1:
-                return None
-            t = e & 0x000FFFFFFFFFF000
-            for sh in (21, 12):
-                e = self.q(t + ((va >> sh) & 0x1FF) * 8)
-                if not e & 1:
-                    return None
-                fr = e & 0x000FFFFFFFFFF000
-                if sh == 21 and e & 0x80:
-                    return (fr & ~0x1FFFFF) | (va & 0x1FFFFF)
-                t = fr
-            return t | (va & 0xFFF)
-        e = self.d(root + ((va >> 22) & 0x3FF) * 4)
-        if not e & 1:
-            return None
-        if e & 0x80:
-            return (e & 0xFFC00000) | (va & 0x3FFFFF)
-        e = self.d((e & 0xFFFFF000) + ((va >> 12) & 0x3FF) * 4)
-        if not e & 1:
-            return None
-        return (e & 0xFFFFF000) | (va & 0xFFF)
+        # One hardware walker for the capture forge (capture_cr3.vtop); a Guest
+        # reads through the same q()/d() interface.
+        import capture_cr3
+        return capture_cr3.vtop(self, self.arch, self.root if root is None else root, va)
 
     # --- CR3 sources an analyzer may use without the header (vm-captures §7.1)
     def add_self_map(self, build, avoid_vas=()):
