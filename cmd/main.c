@@ -114,9 +114,11 @@ int main(int argc, char **argv)
             printf("dumpleak %s\ninputs: crashdump (PAGEDUMP, PAGEDU64: DumpType 1, 2, 4, 5, 6, 8, 9, 10)\n"
                    "wrappers: gzip, zip (deflate, stored, ZIP64), cab (MSZIP)\n"
 #ifdef HAVE_LIBKDUMPFILE
-                   "captures: elf, kdump (zlib, lzo, snappy), kdump-flattened (libkdumpfile), raw, vmem\n",
+                   "captures: elf (QEMU, VirtualBox), kdump (zlib, lzo, snappy), kdump-flattened (libkdumpfile), raw,\n"
+                   "          vmem with .vmss/.vmsn, VMware state files with the memory inline\n",
 #else
-                   "captures: raw, vmem (built without libkdumpfile: no elf, no kdump)\n",
+                   "captures: raw, vmem with .vmss/.vmsn, VMware state files (built without libkdumpfile: no elf, no "
+                   "kdump)\n",
 #endif
                    DL_VERSION);
             free(paths);

@@ -1,6 +1,6 @@
-/* Hypervisor captures: detection, physical memory, CR3 and the kernel
- * (vm-captures.md §7-§8).  The analyses above run unchanged: they see a
- * physical map and a translator, as for a MEMORY.DMP. */
+/* Hypervisor captures: detection and physical memory (vm-captures.md §8);
+ * the kernel is found in capture_kernel.c.  The analyses above run
+ * unchanged: they see a physical map and a translator, as for a MEMORY.DMP. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,13 +8,6 @@
 #include "capture.h"
 #include "ctx.h"
 #include "kernel.h"
-#include "pe.h"
-
-/* KUSER_SHARED_DATA: mapped in every Windows kernel address space. */
-#define KUSER_X64 0xFFFFF78000000000ull
-#define KUSER_X86 0xFFDF0000ull
-/* How far below a kernel code address nt's MZ header may be. */
-#define MAX_IMAGE_BACKSCAN (64u << 20)
 
 static int has_suffix(const char *path, const char *ext)
 {
@@ -24,355 +17,198 @@ static int has_suffix(const char *path, const char *ext)
 
 dl_capture_kind dl_capture_detect(dl_source *src, const char *path, const dl_open_options *opts)
 {
+    int vmem = path && has_suffix(path, ".vmem");
+    /* --input raw wins over any signature (cli-contract). */
     if (opts->raw_input)
-        return DL_CAP_RAW;
+        return vmem ? DL_CAP_VMEM : DL_CAP_RAW;
     uint8_t m[16] = {0};
     size_t n = src->size < sizeof m ? (size_t)src->size : sizeof m;
     const uint8_t *v = src->view ? src->view(src, 0, n) : NULL;
     if (v)
         memcpy(m, v, n);
-    if (n >= 4 && !memcmp(m,
-                          "\x7f"
-                          "ELF",
-                          4))
+    if (n >= 4 && !memcmp(m, "\177ELF", 4))
         return DL_CAP_ELF;
     if (n >= 8 && (!memcmp(m, "KDUMP   ", 8) || !memcmp(m, "DISKDUMP", 8)))
         return DL_CAP_KDUMP;
     if (n >= 12 && !memcmp(m, "makedumpfile", 12))
         return DL_CAP_FLAT;
+    if (n >= 4 && !memcmp(m, "PAGE", 4))
+        return DL_CAP_NONE;
+    if (dl_vmss_probe(src))
+        return DL_CAP_VMSS;
     /* Raw only by name (§8): content cannot tell raw memory from anything. */
-    if (path && (has_suffix(path, ".raw") || has_suffix(path, ".mem") || has_suffix(path, ".vmem")) &&
-        !(n >= 4 && !memcmp(m, "PAGE", 4)))
+    if (vmem)
+        return DL_CAP_VMEM;
+    if (path && (has_suffix(path, ".raw") || has_suffix(path, ".mem")))
         return DL_CAP_RAW;
     return DL_CAP_NONE;
 }
 
-/* ---- the ELF and kdump containers: where the notes are ---- */
+/* ---- VMware: a .vmem and its state file, or a state file (§4.1) ---- */
+
+/* path with its extension replaced by ext, in the case of the old one. */
+static int companion(const char *path, const char *ext, char *out, size_t cap)
+{
+    const char *dot = strrchr(path, '.'), *sep = strrchr(path, '/'), *bsep = strrchr(path, '\\');
+    if (!dot || (sep && dot < sep) || (bsep && dot < bsep) || (size_t)(dot - path) + strlen(ext) + 1 > cap)
+        return 0;
+    size_t n = (size_t)(dot - path);
+    memcpy(out, path, n);
+    int upper = dot[1] >= 'A' && dot[1] <= 'Z';
+    for (size_t i = 0; ext[i]; i++)
+        out[n + i] = upper && ext[i] >= 'a' && ext[i] <= 'z' ? (char)(ext[i] - 32) : ext[i];
+    out[n + strlen(ext)] = 0;
+    return 1;
+}
+
+static dl_status map_flat(dl_dump *d, uint64_t base, uint64_t bytes)
+{
+    return dl_physmem_add(&d->pm, d->ctx, 0, bytes >> 12, base);
+}
+
+/* The regions of v over a memory image of image_bytes at base; a region
+ * table that fails the checks maps nothing and says why. */
+static dl_status map_regions(dl_dump *d, const dl_vmss *v, uint64_t base, uint64_t image_bytes)
+{
+    dl_status st = dl_vmss_check_regions(d, v, image_bytes >> 12);
+    for (size_t i = 0; st == DL_OK && i < v->nregion; i++)
+        if (v->region[i].pages)
+            st = dl_physmem_add(&d->pm, d->ctx, v->region[i].ppn, v->region[i].pages,
+                                base + v->region[i].page * DL_PAGE_SIZE);
+    return st;
+}
+
+/* A .vmem: regions and vCPUs from NAME.vmss or NAME.vmsn, else flat. */
+static dl_status open_vmem(dl_dump *d, const char *path, dl_capture_notes *notes)
+{
+    static const char *ext[2] = {".vmss", ".vmsn"};
+    char state_path[4096];
+    for (int i = 0; i < 2; i++) {
+        dl_source *state = NULL;
+        if (!path || !companion(path, ext[i], state_path, sizeof state_path) ||
+            dl_source_open_file(d->ctx, state_path, &state) != DL_OK)
+            continue;
+        dl_vmss v;
+        const char *why = NULL;
+        if (!dl_vmss_probe(state))
+            why = "not a VMware state file (magic or group table)";
+        else if (dl_vmss_parse(d, state, &v, notes) != DL_OK)
+            why = dl_ctx_error(d->ctx);
+        else if (v.has_memory)
+            why = "it holds the memory itself, so its regions do not describe the .vmem";
+        else if (v.nregion && map_regions(d, &v, 0, d->src->size) != DL_OK)
+            why = dl_ctx_error(d->ctx);
+        if (!why) {
+            size_t mapped = v.nregion;
+            dl_vmss_free(&v);
+            dl_source_close(state);
+            return mapped ? DL_OK : map_flat(d, 0, d->src->size);
+        }
+        dl_warn(d->ctx, "vmem-flat", "%s: %s; the .vmem is read as flat memory, which is wrong above a region gap",
+                state_path, why);
+        dl_ctx_clear_error(d->ctx);
+        dl_vmss_free(&v);
+        dl_source_close(state);
+        return map_flat(d, 0, d->src->size);
+    }
+    dl_ctx_clear_error(d->ctx);
+    dl_warn(d->ctx, "vmem-flat",
+            "no VMware state file (.vmss/.vmsn) beside the .vmem: it is read as flat memory, which is wrong above a "
+            "region gap");
+    return map_flat(d, 0, d->src->size);
+}
+
+/* A state file: the RAM inline in its Memory block, or in NAME.vmem. */
+static dl_status open_vmss(dl_dump *d, const char *path, dl_capture_notes *notes)
+{
+    dl_vmss v;
+    dl_status st = dl_vmss_parse(d, d->src, &v, notes);
+    if (st != DL_OK)
+        return st;
+    if (v.has_memory) {
+        st = v.nregion ? map_regions(d, &v, v.memory_off, v.memory_len) : map_flat(d, v.memory_off, v.memory_len);
+        dl_vmss_free(&v);
+        return st;
+    }
+    char vmem_path[4096];
+    dl_source *vmem = NULL;
+    if (!path || !companion(path, ".vmem", vmem_path, sizeof vmem_path) ||
+        dl_source_open_file(d->ctx, vmem_path, &vmem) != DL_OK) {
+        dl_vmss_free(&v);
+        return dl_fail(d->ctx, DL_ECORRUPT, "VMware state file without its memory: %s cannot be read",
+                       path && companion(path, ".vmem", vmem_path, sizeof vmem_path) ? vmem_path : "NAME.vmem");
+    }
+    /* The .vmem is the physical address space from here on. */
+    d->phys_src = vmem;
+    d->pm.src = vmem;
+    if (v.nregion && map_regions(d, &v, 0, vmem->size) != DL_OK) {
+        dl_warn(d->ctx, "vmem-flat", "%s; %s is read as flat memory, which is wrong above a region gap",
+                dl_ctx_error(d->ctx), vmem_path);
+        dl_ctx_clear_error(d->ctx);
+        st = map_flat(d, 0, vmem->size);
+    } else if (!v.nregion) {
+        st = map_flat(d, 0, vmem->size);
+    }
+    dl_vmss_free(&v);
+    return st;
+}
+
+/* ---- ELF and kdump through libkdumpfile ---- */
+
 #ifdef HAVE_LIBKDUMPFILE
-
-/* Notes, machine, and the physical ranges whose PT_LOAD data lies past the
- * end of the file (libkdumpfile would read them as zeros, or fault). */
-static void elf_notes(dl_dump *d, dl_capture_notes *notes, uint16_t *machine, uint64_t lost[][2], int *nlost)
+static dl_status open_kdumpfile(dl_dump *d, dl_capture_kind kind, const dl_open_options *opts, dl_capture_notes *notes,
+                                dl_elf_facts *elf)
 {
-    *nlost = 0;
-    uint8_t e[64];
-    if (dl_source_read(d->src, d->ctx, 0, e, sizeof e) != DL_OK)
-        return;
-    int is64 = e[4] == 2;
-    *machine = dl_le16(e + 18);
-    uint64_t phoff = is64 ? dl_le64(e + 32) : dl_le32(e + 28);
-    uint16_t phentsize = dl_le16(e + (is64 ? 54 : 42)), phnum = dl_le16(e + (is64 ? 56 : 44));
-    if (phentsize < (is64 ? 56 : 32))
-        return;
-    for (uint32_t i = 0; i < phnum && i < 4096; i++) {
-        uint8_t p[56];
-        if (dl_source_read(d->src, d->ctx, phoff + (uint64_t)i * phentsize, p, is64 ? 56 : 32) != DL_OK)
-            break;
-        if (dl_le32(p) == 1 /* PT_LOAD */) {
-            uint64_t off = is64 ? dl_le64(p + 8) : dl_le32(p + 4), pa = is64 ? dl_le64(p + 24) : dl_le32(p + 12);
-            uint64_t filesz = is64 ? dl_le64(p + 32) : dl_le32(p + 16), size = d->src->size;
-            if (filesz && (off > size || filesz > size - off) && *nlost < 64) {
-                uint64_t kept = off < size ? size - off : 0;
-                lost[*nlost][0] = (pa + kept) >> 12; /* a partly kept page is lost too */
-                lost[*nlost][1] = (pa + filesz + 0xFFF) >> 12;
-                (*nlost)++;
-            }
-            continue;
-        }
-        if (dl_le32(p) != 4 /* PT_NOTE */)
-            continue;
-        uint64_t off = is64 ? dl_le64(p + 8) : dl_le32(p + 4);
-        uint64_t len = is64 ? dl_le64(p + 32) : dl_le32(p + 16);
-        dl_capture_parse_notes(d, d->src, off, len, notes);
+    dl_info *in = &d->info;
+    const char *path = d->src->path;
+    char rebuilt[4096];
+    int temporary = 0;
+    dl_status st = DL_OK;
+    if (in->wrapper || !path)
+        return dl_fail(d->ctx, DL_EUNSUPPORTED, "a compressed-wrapped ELF/kdump capture: unpack it first");
+    if (kind == DL_CAP_FLAT) {
+        st = dl_flattened_rebuild(d, d->src, opts, rebuilt, sizeof rebuilt, &temporary);
+        if (st == DL_OK && temporary)
+            d->temp_file = strdup(rebuilt);
+        path = rebuilt;
     }
-    dl_ctx_clear_error(d->ctx);
-}
-
-/* disk_dump_header: the writer's 64- or 32-bit layout, told apart by a
- * sane block_size (§3.1); the sub-header at block 1 locates the notes. */
-static void kdump_notes(dl_dump *d, dl_source *src, dl_capture_notes *notes)
-{
-    uint8_t h[464];
-    if (dl_source_read(src, d->ctx, 0, h, sizeof h) != DL_OK)
-        return;
-    for (int is64 = 1; is64 >= 0; is64--) {
-        uint32_t block = dl_le32(h + (is64 ? 428 : 416));
-        if (block < 1024 || block > 65536 || (block & (block - 1)))
-            continue;
-        uint8_t sub[64];
-        if (dl_source_read(src, d->ctx, block, sub, sizeof sub) != DL_OK)
-            return;
-        uint64_t off = dl_le64(sub + (is64 ? 48 : 32)), len = dl_le64(sub + (is64 ? 56 : 40));
-        if (off && len)
-            dl_capture_parse_notes(d, src, off, len, notes);
-        return;
-    }
-    dl_ctx_clear_error(d->ctx);
-}
-
-#endif
-
-/* ---- CR3 ---- */
-
-/* Kernel addresses a right CR3 must translate: plain probes, and image
- * bases that must show an MZ header. */
-typedef struct probe_set {
-    uint64_t va[16];
-    int image[16];
-    int n;
-} probe_set;
-
-static void add_probe(probe_set *p, uint64_t va, int image)
-{
-    if (va && p->n < 16) {
-        p->va[p->n] = va;
-        p->image[p->n++] = image;
-    }
-}
-
-static int cr3_works(dl_dump *d, dl_paging mode, uint64_t cr3, const probe_set *p)
-{
-    dl_vmem vm;
-    dl_vmem_init(&vm, &d->pm, mode, cr3);
-    int ok = 0;
-    for (int i = 0; i < p->n && !ok; i++) {
-        uint8_t mz[2];
-        dl_xlat x;
-        if (dl_vmem_translate(&vm, d->ctx, p->va[i], &x) != DL_OK || x.kind != DL_XLAT_VALID ||
-            !dl_physmem_has(&d->pm, x.pa >> 12))
-            continue;
-        ok = !p->image[i] || (dl_physmem_read(&d->pm, d->ctx, x.pa, mz, 2) == DL_OK && mz[0] == 'M' && mz[1] == 'Z');
-    }
-    dl_vmem_free(&vm);
-    dl_ctx_clear_error(d->ctx);
-    return ok;
-}
-
-static int set_cr3(dl_dump *d, const dl_paging *modes, int nmodes, uint64_t cr3, const probe_set *p)
-{
-    for (int m = 0; m < nmodes; m++)
-        if (cr3_works(d, modes[m], cr3, p)) {
-            dl_vmem_init(&d->vm, &d->pm, modes[m], cr3);
-            d->info.directory_table_base = cr3;
-            return 1;
-        }
-    return 0;
-}
-
-static int vcpu_in_kernel(const dl_vcpu *c)
-{
-    return (c->cs & 3) == 0 || (c->gs_base >> 63);
-}
-
-/* A top table with present entries for kernel space, pointing into RAM:
- * enough for a CR3 a vCPU in kernel mode was using. */
-static int set_cr3_by_shape(dl_dump *d, const dl_paging *modes, int nmodes, uint64_t cr3)
-{
-    for (int m = 0; m < nmodes; m++) {
-        dl_vmem vm;
-        dl_vmem_init(&vm, &d->pm, modes[m], cr3);
-        int esize = modes[m] == DL_PAGING_X86 ? 4 : 8;
-        int first = modes[m] == DL_PAGING_X86 ? 512 : modes[m] == DL_PAGING_PAE ? 2 : 256;
-        int last = modes[m] == DL_PAGING_X86 ? 1024 : modes[m] == DL_PAGING_PAE ? 4 : 512;
-        int kernel = 0;
-        for (int i = first; i < last; i++) {
-            uint8_t b[8];
-            if (dl_physmem_read(&d->pm, d->ctx, vm.root + (uint64_t)i * (uint64_t)esize, b, (size_t)esize) != DL_OK)
-                break;
-            uint64_t e = esize == 8 ? dl_le64(b) : dl_le32(b);
-            uint64_t next = esize == 8 ? e & 0x000FFFFFFFFFF000ull : e & 0xFFFFF000ull;
-            kernel += (e & 1) && dl_physmem_has(&d->pm, next >> 12);
+    dl_source *phys = NULL;
+    if (st == DL_OK)
+        st = dl_kdump_phys_open(d, path, &phys);
+    if (st != DL_OK)
+        return st;
+    if (kind == DL_CAP_ELF) {
+        dl_capture_elf_notes(d, notes, elf);
+    } else {
+        dl_source *kf = NULL;
+        if (dl_source_open_file(d->ctx, path, &kf) == DL_OK) {
+            dl_capture_kdump_notes(d, kf, notes);
+            dl_source_close(kf);
         }
         dl_ctx_clear_error(d->ctx);
-        if (kernel) {
-            d->vm = vm;
-            d->info.directory_table_base = cr3;
-            return 1;
-        }
     }
-    return 0;
+    /* The physical address space is what the analyses read from now. */
+    d->phys_src = phys;
+    d->pm.src = phys;
+    return DL_OK;
 }
+#endif
 
-/* x64 low stub (PROCESSOR_START_BLOCK) in the first MiB (§7.1 item 3). */
-static int low_stub(dl_dump *d, uint64_t *cr3, uint64_t *lm_target)
+/* Paging modes the container leaves possible. */
+static unsigned allowed_modes(const dl_capture_notes *notes, const dl_elf_facts *elf)
 {
-    for (uint64_t pa = 0x1000; pa < 0x100000; pa += 0x1000) {
-        uint8_t b[0xB0];
-        if (!dl_physmem_has(&d->pm, pa >> 12) || dl_physmem_read(&d->pm, d->ctx, pa, b, sizeof b) != DL_OK)
-            continue;
-        uint64_t t = dl_le64(b + 0x70), c = dl_le64(b + 0xA0);
-        if ((dl_le64(b) & 0xFFFFFFFFFFFF00FFull) == 0x00000001000600E9ull &&
-            (t & 0xFFFFF80000000003ull) == 0xFFFFF80000000000ull && c && !(c & 0xFFFFFF0000000FFFull)) {
-            *cr3 = c;
-            *lm_target = t;
-            return 1;
-        }
+    unsigned x64 = 1u << DL_PAGING_X64_4, x86 = 1u << DL_PAGING_PAE | 1u << DL_PAGING_X86;
+    /* VirtualBox: e_machine is the host build's (§2.1); its registers tell. */
+    if (notes->vbox) {
+        unsigned m = 0;
+        for (int i = 0; i < notes->ncpu; i++)
+            m |= notes->cpu[i].modes;
+        if (m & (1u << DL_PAGING_X64_5))
+            m |= x64;
+        return m & (x64 | x86) ? m & (x64 | x86) : x64 | x86;
     }
-    dl_ctx_clear_error(d->ctx);
-    return 0;
-}
-
-/* Self-referencing top table anywhere in RAM (§7.1 item 4): x64 PML4 entry
- * pointing at its own page; PAE PDPT whose 4 entries point at the next 4
- * pages; non-PAE PD[0x300] pointing at itself.  Any page-table page can
- * point at itself, so a candidate must also translate the probes. */
-static int self_map_scan(dl_dump *d, const dl_paging *modes, int nmodes, const probe_set *probes, uint64_t *found)
-{
-    uint8_t page[4096];
-    for (size_t e = 0; e < d->pm.n; e++) {
-        for (uint64_t pfn = d->pm.ext[e].pfn; pfn < d->pm.ext[e].pfn + d->pm.ext[e].pages; pfn++) {
-            uint64_t pa = pfn << 12;
-            if (dl_physmem_read(&d->pm, d->ctx, pa, page, sizeof page) != DL_OK)
-                continue;
-            for (int m = 0; m < nmodes; m++) {
-                uint64_t probe = 0;
-                if (modes[m] == DL_PAGING_X64_4) {
-                    for (uint64_t i = 0x100; i < 0x200 && !probe; i++)
-                        if ((dl_le64(page + i * 8) & 0x0000FFFFFFFFF083ull) == (pa | 3))
-                            probe = 0xFFFF000000000000ull | (i << 39) | (i << 30) | (i << 21) | (i << 12);
-                } else if (modes[m] == DL_PAGING_PAE) {
-                    /* PDPTEs have reserved bits (1, 2, 5-8, 63) that a page
-                     * directory's entries set: they must be clear here. */
-                    int ok = 1;
-                    for (uint64_t i = 0; i < 4 && ok; i++)
-                        ok = (dl_le64(page + i * 8) & 0x800FFFFFFFFFF1E7ull) == ((pa + 0x1000 * (i + 1)) | 1);
-                    if (ok)
-                        probe = 0xC0600000ull; /* the PD for 0xC0000000 maps itself here */
-                } else if (modes[m] == DL_PAGING_X86) {
-                    if ((dl_le32(page + 0x300 * 4) & 0xFFFFF003u) == (pa | 3))
-                        probe = 0xC0300000ull;
-                }
-                /* No self-map: a top table whose entry for an image probe is
-                 * present is worth a full walk. */
-                for (int k = 0; k < probes->n && !probe; k++) {
-                    uint64_t va = probes->va[k];
-                    if (!probes->image[k])
-                        continue;
-                    if (modes[m] == DL_PAGING_X64_4 && (dl_le64(page + ((va >> 39) & 511) * 8) & 1))
-                        probe = va;
-                    else if (modes[m] == DL_PAGING_PAE && (dl_le64(page + ((va >> 30) & 3) * 8) & 1) && !(pa & 0x1F))
-                        probe = va;
-                    else if (modes[m] == DL_PAGING_X86 && (dl_le32(page + ((va >> 22) & 1023) * 4) & 1))
-                        probe = va;
-                }
-                if (probe && cr3_works(d, modes[m], pa, probes)) {
-                    dl_vmem_init(&d->vm, &d->pm, modes[m], pa);
-                    *found = pa;
-                    return 1;
-                }
-            }
-        }
-    }
-    dl_ctx_clear_error(d->ctx);
-    return 0;
-}
-
-/* ---- the kernel ---- */
-
-/* nt's MZ at or below a kernel code address (IDT handler, LmTarget). */
-static uint64_t image_below(dl_dump *d, uint64_t va)
-{
-    for (uint64_t back = 0; back < MAX_IMAGE_BACKSCAN && va >= back; back += 0x1000) {
-        uint64_t base = (va & ~0xFFFull) - back;
-        uint8_t mz[2];
-        if (dl_vmem_read(&d->vm, d->ctx, base, mz, 2) != DL_OK || mz[0] != 'M' || mz[1] != 'Z')
-            continue;
-        dl_image img;
-        if (dl_image_load(d, base, 0, &img) == DL_OK && va - base < img.size)
-            return base;
-    }
-    dl_ctx_clear_error(d->ctx);
-    return 0;
-}
-
-/* Plain 'KDBG' blocks anywhere in RAM: their KernBase values are nt
- * candidates (§7.2), checked later through a CR3 (MZ at the base). */
-static void kernbases_from_physical_kdbg(dl_dump *d, probe_set *p)
-{
-    uint8_t page[4096 + 0x20];
-    for (size_t e = 0; e < d->pm.n && p->n < 16; e++)
-        for (uint64_t pfn = d->pm.ext[e].pfn; pfn < d->pm.ext[e].pfn + d->pm.ext[e].pages && p->n < 16; pfn++) {
-            if (dl_physmem_read(&d->pm, d->ctx, pfn << 12, page, 4096) != DL_OK)
-                continue;
-            int tail = 0; /* the next page's head, read only when a tag sits at the end */
-            for (size_t off = 0x10; off + 4 <= 4096; off += 8) {
-                if (dl_le32(page + off) != 0x4742444Bu)
-                    continue;
-                if (off + 0x10 > 4096 && !tail) {
-                    memset(page + 4096, 0, 0x20);
-                    dl_physmem_read(&d->pm, d->ctx, (pfn + 1) << 12, page + 4096, 0x20);
-                    tail = 1;
-                }
-                uint32_t size = dl_le32(page + off + 4);
-                if (size < 0x200 || size > 0x1000 || size % 8)
-                    continue;
-                /* The width is not known yet: try KernBase as both. */
-                uint64_t k64 = dl_le64(page + off + 8), k32 = dl_le32(page + off + 8);
-                if (k64 >= 0xFFFF800000000000ull && !(k64 & 0xFFF))
-                    add_probe(p, k64, 1);
-                /* 32-bit kernels store it zero- or sign-extended: the low half. */
-                if (k32 >= 0x80000000ull && !(k32 & 0xFFF) && ((k64 >> 32) == 0 || (k64 >> 32) == 0xFFFFFFFFull))
-                    add_probe(p, k32, 1);
-            }
-        }
-    dl_ctx_clear_error(d->ctx);
-}
-
-/* Build number from NtBuildLab ("19041.1.amd64fre..."). */
-static uint32_t build_from_lab(const char *lab)
-{
-    uint32_t b = 0;
-    for (; lab && *lab >= '0' && *lab <= '9' && b < 100000; lab++)
-        b = b * 10 + (uint32_t)(*lab - '0');
-    return b;
-}
-
-static void kernel_facts(dl_dump *d, const dl_capture_notes *notes)
-{
-    dl_info *in = &d->info;
-    uint64_t v;
-    if (dl_kdbg_member(d, KDBG_PSLOADEDMODULELIST, &v))
-        in->ps_loaded_module_list = v;
-    if (dl_kdbg_member(d, 0x50, &v))
-        in->ps_active_process_head = v;
-    if (!in->minor_version)
-        in->minor_version = build_from_lab(in->build_lab);
-    /* "…amd64fre…" / "…x86chk…": the lab string tells free from checked. */
-    if (!in->major_version && in->build_lab)
-        in->major_version = strstr(in->build_lab, "chk") ? 0xC : strstr(in->build_lab, "fre") ? 0xF : 0;
-    if (!in->processors && notes->ncpu)
-        in->processors = (uint32_t)notes->ncpu;
-    uint64_t blocks;
-    if (!in->processors && dl_kdbg_member(d, 0x218, &blocks)) {
-        /* KiProcessorBlock: one KPRCB pointer per processor, then NULLs. */
-        uint32_t n = 0;
-        uint64_t p;
-        while (n < 2048 &&
-               dl_vmem_read_ptr(&d->vm, d->ctx, in->bits, blocks + (uint64_t)n * (uint64_t)(in->bits / 8), &p) ==
-                   DL_OK &&
-               dl_kernel_va(d, p))
-            n++;
-        in->processors = n;
-    }
-    if (!in->processors) {
-        in->processors = 1;
-        dl_warn(d->ctx, "processors", "processor count not found in the capture; assuming 1");
-    }
-    dl_ctx_clear_error(d->ctx);
-}
-
-/* A fwcfg-published Windows header: the facts a dump header would give. */
-static void header_facts(dl_dump *d, const dl_capture_notes *n)
-{
-    const uint8_t *h = n->windows_header;
-    int is64 = !memcmp(h, "PAGEDU64", 8);
-    dl_info *in = &d->info;
-    in->major_version = dl_le32(h + 8);
-    in->minor_version = dl_le32(h + 12);
-    in->directory_table_base = dl_leptr(h + 0x10, is64 ? 64 : 32);
-    in->ps_loaded_module_list = dl_leptr(h + (is64 ? 0x20 : 0x18), is64 ? 64 : 32);
-    in->processors = dl_le32(h + (is64 ? 0x34 : 0x24));
-    in->kdbg_address = dl_leptr(h + (is64 ? 0x80 : 0x60), is64 ? 64 : 32);
+    /* QEMU ELF: EM_386 for 32-bit guests, EM_X86_64 for x64 (§2). */
+    return elf->machine == 3 ? x86 : elf->machine == 62 ? x64 : x64 | x86;
 }
 
 dl_status dl_capture_open(dl_dump *d, dl_capture_kind kind, const dl_open_options *opts)
@@ -380,170 +216,56 @@ dl_status dl_capture_open(dl_dump *d, dl_capture_kind kind, const dl_open_option
     dl_ctx *ctx = d->ctx;
     dl_info *in = &d->info;
     dl_capture_notes *notes = calloc(1, sizeof *notes);
-    if (!notes)
+    dl_elf_facts *elf = calloc(1, sizeof *elf);
+    if (!notes || !elf) {
+        free(notes);
+        free(elf);
         return dl_fail(ctx, DL_ECORRUPT, "out of memory");
-    uint16_t machine = 0;
-    uint64_t lost[64][2];
-    int nlost = 0;
+    }
+    static const char *input[] = {[DL_CAP_ELF] = "elf", [DL_CAP_KDUMP] = "kdump", [DL_CAP_FLAT] = "kdump-flattened",
+                                  [DL_CAP_RAW] = "raw", [DL_CAP_VMEM] = "vmem",   [DL_CAP_VMSS] = "vmem"};
+    in->input = input[kind];
+    const char *path = d->src->path;
     dl_status st = DL_OK;
     dl_physmem_init(&d->pm, d->src);
     if (kind == DL_CAP_RAW) {
-        in->input = d->src->path && has_suffix(d->src->path, ".vmem") ? "vmem" : "raw";
-        if (!strcmp(in->input, "vmem"))
-            dl_warn(ctx, "vmem-flat",
-                    "VMware state file (.vmss/.vmsn) not read: the .vmem is read as flat memory, "
-                    "which is wrong above a region gap");
-        st = dl_physmem_add(&d->pm, ctx, 0, d->src->size >> 12, 0);
+        st = map_flat(d, 0, d->src->size);
+    } else if (kind == DL_CAP_VMEM) {
+        st = open_vmem(d, path, notes);
+    } else if (kind == DL_CAP_VMSS) {
+        st = open_vmss(d, path, notes);
     } else {
 #ifdef HAVE_LIBKDUMPFILE
-        const char *path = d->src->path;
-        char rebuilt[4096];
-        int temporary = 0;
-        if (in->wrapper || !path) {
-            free(notes);
-            return dl_fail(ctx, DL_EUNSUPPORTED, "a compressed-wrapped ELF/kdump capture: unpack it first");
-        }
-        if (kind == DL_CAP_FLAT) {
-            in->input = "kdump-flattened";
-            st = dl_flattened_rebuild(d, d->src, opts, rebuilt, sizeof rebuilt, &temporary);
-            if (st == DL_OK && temporary)
-                d->temp_file = strdup(rebuilt);
-            path = rebuilt;
-        } else {
-            in->input = kind == DL_CAP_ELF ? "elf" : "kdump";
-        }
-        dl_source *phys = NULL;
-        if (st == DL_OK)
-            st = dl_kdump_phys_open(d, path, &phys);
-        if (st == DL_OK) {
-            if (kind == DL_CAP_ELF) {
-                elf_notes(d, notes, &machine, lost, &nlost);
-            } else {
-                dl_source *kf = NULL;
-                if (dl_source_open_file(ctx, path, &kf) == DL_OK) {
-                    kdump_notes(d, kf, notes);
-                    dl_source_close(kf);
-                }
-            }
-            /* The physical address space is what the analyses read from now. */
-            d->phys_src = phys;
-            d->pm.src = phys;
-        }
+        st = open_kdumpfile(d, kind, opts, notes, elf);
 #else
         (void)opts;
-        free(notes);
-        return dl_fail(ctx, DL_EUNSUPPORTED, "%s capture: this build has no libkdumpfile",
-                       kind == DL_CAP_ELF ? "ELF core" : "kdump-compressed");
+        if (kind == DL_CAP_ELF)
+            dl_capture_elf_notes(d, notes, elf);
+        st = dl_fail(ctx, DL_EUNSUPPORTED, "%s: this build has no libkdumpfile",
+                     kind != DL_CAP_ELF ? "kdump-compressed capture"
+                     : notes->vbox      ? "ELF core (VirtualBox)"
+                                        : "ELF core");
 #endif
     }
     if (st == DL_OK)
         st = dl_physmem_finish(&d->pm, ctx);
-    if (st != DL_OK) {
-        free(notes);
-        return st;
-    }
-    for (int i = 0; i < nlost; i++)
-        dl_physmem_cut(&d->pm, lost[i][0], lost[i][1] - lost[i][0]);
-    if (nlost)
-        dl_warn(ctx, "truncated", "the capture is truncated: %llu pages of RAM are past the end of the file",
-                (unsigned long long)d->pm.pages_past_eof);
-    in->has_physical_map = 1;
-    in->pages_present = d->pm.pages_present;
-    in->has_bugcheck = 0; /* a running guest */
-
-    /* Paging modes to try: the ELF machine narrows them. */
-    dl_paging modes[3];
-    int nmodes = 0;
-    if (machine != 3)
-        modes[nmodes++] = DL_PAGING_X64_4;
-    if (machine != 62) {
-        modes[nmodes++] = DL_PAGING_PAE;
-        modes[nmodes++] = DL_PAGING_X86;
-    }
-    probe_set probes = {{0}, {0}, 0};
-    add_probe(&probes, KUSER_X64, 0);
-    add_probe(&probes, KUSER_X86, 0);
-    for (int i = 0; i < notes->ncpu; i++)
-        add_probe(&probes, notes->cpu[i].idt_base, 0);
-    int found = 0;
-    if (notes->windows_header_len) {
-        header_facts(d, notes);
-        add_probe(&probes, in->kdbg_address, 0);
-    }
-    uint64_t lm_target = 0, cr3 = 0;
-    int have_stub = machine != 3 && low_stub(d, &cr3, &lm_target);
-    add_probe(&probes, lm_target, 0);
-    for (int round = 0; round < 2 && !found; round++) {
-        /* Second round: nt bases from plain KDBG blocks in RAM join the probes
-         * (a guest need not map what the first round tries). */
-        if (round == 1)
-            kernbases_from_physical_kdbg(d, &probes);
-        /* The issue's order: a vCPU in kernel mode (CS RPL 0 or GS base in
-         * kernel space), the fwcfg header, then vCPUs caught in user mode
-         * (their CR3 may map no kernel), the low stub, a scan. */
-        for (int i = 0; i < notes->ncpu && !found; i++)
-            if (vcpu_in_kernel(&notes->cpu[i]) && (found = set_cr3(d, modes, nmodes, notes->cpu[i].cr3, &probes)))
-                d->cr3_from = "qemu-note";
-        if (!found && notes->windows_header_len &&
-            (found = set_cr3(d, modes, nmodes, in->directory_table_base, &probes)))
-            d->cr3_from = "vmcoreinfo";
-        for (int i = 0; i < notes->ncpu && !found; i++)
-            if (!vcpu_in_kernel(&notes->cpu[i]) && (found = set_cr3(d, modes, nmodes, notes->cpu[i].cr3, &probes)))
-                d->cr3_from = "qemu-note";
-        if (!found && have_stub && (found = set_cr3(d, modes, nmodes, cr3, &probes)))
-            d->cr3_from = "low-stub";
-        if (!found && round == 1 && self_map_scan(d, modes, nmodes, &probes, &cr3)) {
-            found = 1;
-            in->directory_table_base = cr3;
-            d->cr3_from = "self-map-scan";
+    if (st == DL_OK) {
+        uint64_t truncated = 0;
+        for (int i = 0; i < elf->ngap; i++) {
+            uint64_t cut = dl_physmem_cut(&d->pm, elf->gap[i].pfn, elf->gap[i].pages);
+            truncated += elf->gap[i].truncated ? cut : 0;
         }
+        d->pm.pages_past_eof += truncated;
+        if (truncated)
+            dl_warn(ctx, "truncated", "the capture is truncated: %llu pages of RAM are past the end of the file",
+                    (unsigned long long)truncated);
+        in->has_physical_map = 1;
+        in->pages_present = d->pm.pages_present;
+        in->has_bugcheck = 0; /* a running guest */
+        dl_capture_notes_check(d, notes);
+        st = dl_capture_find_kernel(d, notes, allowed_modes(notes, elf));
     }
-    /* Nothing to check against (no plain KDBG, nothing mapped that we know):
-     * a vCPU that was running kernel code still holds a kernel CR3. */
-    for (int i = 0; i < notes->ncpu && !found; i++)
-        if (vcpu_in_kernel(&notes->cpu[i]) && (found = set_cr3_by_shape(d, modes, nmodes, notes->cpu[i].cr3))) {
-            d->cr3_from = "qemu-note";
-            d->weak_kernel = 1;
-        }
-    if (!found) {
-        free(notes);
-        return dl_fail(ctx, DL_ECORRUPT,
-                       "no Windows kernel found in this %s image: no CR3 candidate translates "
-                       "kernel addresses",
-                       in->input);
-    }
-    in->arch = d->vm.mode == DL_PAGING_X86 ? DL_ARCH_X86 : d->vm.mode == DL_PAGING_PAE ? DL_ARCH_X86_PAE : DL_ARCH_X64;
-    in->bits = in->arch == DL_ARCH_X64 ? 64 : 32;
-    in->pae_enabled = in->arch == DL_ARCH_X86_PAE;
-
-    /* nt: from the IDT of a kernel-mode vCPU, the low stub, or a plain KDBG. */
-    for (int i = 0; i < notes->ncpu && !d->nt_base_hint; i++) {
-        uint8_t gate[16];
-        uint64_t idt = notes->cpu[i].idt_base;
-        if (!idt || dl_vmem_read(&d->vm, ctx, idt, gate, in->bits == 64 ? 16 : 8) != DL_OK)
-            continue;
-        uint64_t handler = (uint64_t)dl_le16(gate) | ((uint64_t)dl_le16(gate + 6) << 16);
-        if (in->bits == 64)
-            handler |= (uint64_t)dl_le32(gate + 8) << 32;
-        if (dl_kernel_va(d, handler))
-            d->nt_base_hint = image_below(d, handler);
-    }
-    if (!d->nt_base_hint && lm_target)
-        d->nt_base_hint = image_below(d, lm_target);
-    for (int i = 0; i < probes.n && !d->nt_base_hint; i++) {
-        uint8_t mz[2];
-        if (probes.image[i] && dl_vmem_read(&d->vm, ctx, probes.va[i], mz, 2) == DL_OK && mz[0] == 'M' && mz[1] == 'Z')
-            d->nt_base_hint = probes.va[i];
-    }
-    if (!in->processors && notes->ncpu)
-        in->processors = (uint32_t)notes->ncpu;
-    dl_ctx_clear_error(ctx);
     free(notes);
-    return DL_OK;
-}
-
-void dl_capture_finish(dl_dump *d)
-{
-    static const dl_capture_notes none;
-    kernel_facts(d, &none);
+    free(elf);
+    return st;
 }

@@ -87,7 +87,7 @@ dl_status dl_open(dl_ctx *ctx, const char *path, const dl_open_options *opts, dl
     if (cap != DL_CAP_NONE) {
         /* Without a KDBG only a CR3 a kernel-mode vCPU was using still shows
          * there is a Windows kernel here (vm-captures §8: else exit 3). */
-        if (!d->kdbg.valid && !(d->weak_kernel || (d->cr3_from && !strcmp(d->cr3_from, "qemu-note")))) {
+        if (!d->kdbg.valid && !d->weak_kernel && !d->cr3_vcpu) {
             dl_close(d);
             return dl_fail(ctx, DL_ECORRUPT, "no Windows kernel data (KDBG) found in this capture");
         }

@@ -45,6 +45,7 @@ struct dl_dump {
     dl_source *phys_src;   /* captures: physical address space, if not src */
     const char *cr3_from;
     int weak_kernel; /* capture whose CR3 was taken on shape alone */
+    int cr3_vcpu;    /* capture whose CR3 is a vCPU's */
 };
 
 /* Container stage: header facts and the physical map (container.c). */

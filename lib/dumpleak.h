@@ -93,7 +93,8 @@ typedef struct dl_info {
     const char *build_lab;      /* from the KDBG; NULL if unavailable */
     int kdbg_valid;
     const char *kdbg_from; /* "header", "scan" or NULL */
-    const char *cr3_from;  /* "header", "qemu-note", "vmcoreinfo", "low-stub", "self-map-scan" */
+    const char *cr3_from;  /* "header", "qemu-note", "vbox-note", "vmware-state", "vmcoreinfo", "low-stub",
+                              "self-map-scan" */
     int kdbg_encoded;
 } dl_info;
 

@@ -154,9 +154,9 @@ dl_status dl_physmem_read(dl_physmem *pm, dl_ctx *ctx, uint64_t pa, void *buf, s
     return DL_OK;
 }
 
-void dl_physmem_cut(dl_physmem *pm, uint64_t pfn, uint64_t pages)
+uint64_t dl_physmem_cut(dl_physmem *pm, uint64_t pfn, uint64_t pages)
 {
-    uint64_t end = pfn + pages;
+    uint64_t end = pfn + pages, cut = 0;
     for (size_t i = 0; i < pm->n; i++) {
         dl_extent *e = &pm->ext[i];
         uint64_t e_end = e->pfn + e->pages;
@@ -164,14 +164,16 @@ void dl_physmem_cut(dl_physmem *pm, uint64_t pfn, uint64_t pages)
             continue;
         uint64_t lost_from = pfn > e->pfn ? pfn : e->pfn, lost_to = end < e_end ? end : e_end;
         pm->pages_present -= lost_to - lost_from;
-        pm->pages_past_eof += lost_to - lost_from;
+        cut += lost_to - lost_from;
         if (lost_from > e->pfn && lost_to < e_end) {
             /* The cut splits the extent: keep the head here, the tail after it. */
             dl_extent tail = {lost_to, e_end - lost_to, e->file_offset + (lost_to - e->pfn) * DL_PAGE_SIZE};
             e->pages = lost_from - e->pfn;
             dl_extent *grown = realloc(pm->ext, (pm->n + 1) * sizeof *grown);
-            if (!grown)
-                return;
+            if (!grown) {
+                pm->pages_present -= e_end - lost_to; /* the tail is dropped: read as absent */
+                return cut;
+            }
             pm->ext = grown;
             memmove(&pm->ext[i + 2], &pm->ext[i + 1], (pm->n - i - 1) * sizeof *pm->ext);
             pm->ext[i + 1] = tail;
@@ -190,4 +192,5 @@ void dl_physmem_cut(dl_physmem *pm, uint64_t pfn, uint64_t pages)
         if (pm->ext[i].pages)
             pm->ext[out++] = pm->ext[i];
     pm->n = out;
+    return cut;
 }

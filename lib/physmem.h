@@ -27,8 +27,9 @@ dl_status dl_physmem_add(dl_physmem *pm, dl_ctx *ctx, uint64_t pfn, uint64_t pag
 /* Sort, reject overlaps, merge neighbours and clamp at EOF. */
 dl_status dl_physmem_finish(dl_physmem *pm, dl_ctx *ctx);
 
-/* Forget pages [pfn, pfn + pages) after finish (data the container lost). */
-void dl_physmem_cut(dl_physmem *pm, uint64_t pfn, uint64_t pages);
+/* Forget pages [pfn, pfn + pages) after finish (data the container does
+ * not hold); returns how many were present. */
+uint64_t dl_physmem_cut(dl_physmem *pm, uint64_t pfn, uint64_t pages);
 
 /* File offset of PFN, or 0 with *present = 0. */
 uint64_t dl_physmem_offset(const dl_physmem *pm, uint64_t pfn, int *present);

@@ -131,6 +131,35 @@ def open_corpus(forge_py, out, matrix, extra):
             f.write(data)
 
 
+def vmss_seed(pages=4, cpus=2, old=False):
+    """A VMware state file (vm-captures §4.1) with its memory inline: the
+    fuzzer mutates the group table, the tag heads and the region values."""
+    def tag(name, value=None, idx=(), block=None, size=4, pad=3):
+        vsize = 63 if block is not None else size
+        t = struct.pack('<BB', vsize | len(idx) << 6, len(name)) + name.encode()
+        t += b''.join(struct.pack('<I', i) for i in idx)
+        if block is None:
+            return t + value.to_bytes(size, 'little')
+        sizes = struct.pack('<II' if old else '<QQ', len(block), len(block))
+        return t + sizes + struct.pack('<H', pad) + b'\xcc' * pad + block
+    mem = b''.join(bytes([i + 1]) * 4096 for i in range(pages))
+    memory = tag('regionsCount', 2) + tag('regionPPN', 0, (0,)) + tag('regionPageNum', 0, (0,)) + \
+        tag('regionSize', 2, (0,)) + tag('regionPPN', 0x100, (1,)) + tag('regionPageNum', 2, (1,)) + \
+        tag('regionSize', pages - 2, (1,), size=8) + tag('Memory', idx=(0, 0), block=mem) + b'\0\0'
+    cpu = tag('cpu:numVCPUs', cpus)
+    for c in range(cpus):
+        cpu += tag('CR64', idx=(c,), block=struct.pack('<9Q', 0x80050033, 0, 0, 0x1000, 0x6F8, 0, 0, 0, 0), pad=0)
+        cpu += tag('S', 0x10, (c, 1)) + tag('S.base64', 0xFFFFF80000000000, (c, 5), size=8)
+    cpu += b'\0\0'
+    groups = [('Checkpoint', b'\0\0'), ('memory', memory), ('cpu', cpu)]
+    out = struct.pack('<III', 0xBED2BED0 if old else 0xBED2BED2, 8, len(groups))
+    at = 12 + 80 * len(groups)
+    for name, body in groups:
+        out += name.encode().ljust(64, b'\0') + struct.pack('<QQ', at, len(body))
+        at += len(body)
+    return out + b''.join(body for _, body in groups)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--forge', required=True)
@@ -143,6 +172,9 @@ def main():
     dumps = [forge(a.forge, seeds, 'analysis-' + name, args) for name, args in ANALYSIS]
     xlat_corpus(os.path.join(a.out, 'corpus-xlat'))
     open_corpus(a.forge, os.path.join(a.out, 'corpus-open'), os.path.join(a.out, 'matrix'), dumps)
+    for name, data in (('state.vmss', vmss_seed()), ('state-old.vmss', vmss_seed(old=True))):
+        with open(os.path.join(a.out, 'corpus-open', name), 'wb') as f:
+            f.write(data)
     ca = os.path.join(a.out, 'corpus-analysis')
     os.makedirs(ca, exist_ok=True)
     # Seed order is the sorted file names (as fuzz_analysis loads them).
