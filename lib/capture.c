@@ -88,8 +88,9 @@ static dl_status open_vmem(dl_dump *d, const char *path, dl_capture_notes *notes
         if (!path || !companion(path, ext[i], state_path, sizeof state_path) ||
             dl_source_open_file(d->ctx, state_path, &state) != DL_OK)
             continue;
-        dl_vmss v;
+        dl_vmss v = {0};
         const char *why = NULL;
+        int ncpu = notes->ncpu;
         if (!dl_vmss_probe(state))
             why = "not a VMware state file (magic or group table)";
         else if (dl_vmss_parse(d, state, &v, notes) != DL_OK)
@@ -106,6 +107,7 @@ static dl_status open_vmem(dl_dump *d, const char *path, dl_capture_notes *notes
         }
         dl_warn(d->ctx, "vmem-flat", "%s: %s; the .vmem is read as flat memory, which is wrong above a region gap",
                 state_path, why);
+        notes->ncpu = ncpu; /* a state file that fails the checks gives no CR3 either (§8.1) */
         dl_ctx_clear_error(d->ctx);
         dl_vmss_free(&v);
         dl_source_close(state);
@@ -142,6 +144,7 @@ static dl_status open_vmss(dl_dump *d, const char *path, dl_capture_notes *notes
     d->phys_src = vmem;
     d->pm.src = vmem;
     if (v.nregion && map_regions(d, &v, 0, vmem->size) != DL_OK) {
+        notes->ncpu = 0;
         dl_warn(d->ctx, "vmem-flat", "%s; %s is read as flat memory, which is wrong above a region gap",
                 dl_ctx_error(d->ctx), vmem_path);
         dl_ctx_clear_error(d->ctx);
@@ -199,7 +202,7 @@ static unsigned allowed_modes(const dl_capture_notes *notes, const dl_elf_facts 
 {
     unsigned x64 = 1u << DL_PAGING_X64_4, x86 = 1u << DL_PAGING_PAE | 1u << DL_PAGING_X86;
     /* VirtualBox: e_machine is the host build's (§2.1); its registers tell. */
-    if (notes->vbox) {
+    if (notes->vbox_named) {
         unsigned m = 0;
         for (int i = 0; i < notes->ncpu; i++)
             m |= notes->cpu[i].modes;
@@ -243,7 +246,7 @@ dl_status dl_capture_open(dl_dump *d, dl_capture_kind kind, const dl_open_option
             dl_capture_elf_notes(d, notes, elf);
         st = dl_fail(ctx, DL_EUNSUPPORTED, "%s: this build has no libkdumpfile",
                      kind != DL_CAP_ELF ? "kdump-compressed capture"
-                     : notes->vbox      ? "ELF core (VirtualBox)"
+                     : notes->vbox_named ? "ELF core (VirtualBox)"
                                         : "ELF core");
 #endif
     }

@@ -41,7 +41,8 @@ typedef struct dl_capture_notes {
     uint8_t windows_header[0x2000]; /* from a VMCOREINFO note */
     size_t windows_header_len;
     /* VirtualBox: the VBCORE descriptor and how many VBCPU notes followed. */
-    int vbox;
+    int vbox;       /* a valid VBCORE descriptor */
+    int vbox_named; /* any VBCORE/VBCPU note: a VirtualBox core, e_machine is the host's */
     uint32_t vbox_format, vbox_cpus, vbox_notes;
 } dl_capture_notes;
 

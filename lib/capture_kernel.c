@@ -13,6 +13,8 @@
 /* KUSER_SHARED_DATA: mapped in every Windows kernel address space. */
 #define KUSER_X64 0xFFFFF78000000000ull
 #define KUSER_X86 0xFFDF0000ull
+/* Mapped kernel pages the search for nt's header looks at: 16 GiB worth. */
+#define NT_SCAN_MAX_PAGES (4u << 20)
 /* How far below a kernel code address nt's MZ header may be. */
 #define MAX_IMAGE_BACKSCAN (64u << 20)
 
@@ -141,7 +143,14 @@ static int low_stub(dl_dump *d, uint64_t *cr3, uint64_t *lm_target)
  * pointing at its own page; PAE PDPT whose 4 entries point at the next 4
  * pages; non-PAE PD[0x300] pointing at itself.  Any page-table page can
  * point at itself, so a candidate must also translate the probes. */
-static int self_map_scan(dl_dump *d, const dl_paging *modes, int nmodes, const probe_set *probes, uint64_t *found)
+typedef struct self_maps {
+    uint64_t pa[8];
+    dl_paging mode[8];
+    int n;
+} self_maps;
+
+static int self_map_scan(dl_dump *d, const dl_paging *modes, int nmodes, const probe_set *probes, uint64_t *found,
+                         self_maps *unproven)
 {
     uint8_t page[4096];
     for (size_t e = 0; e < d->pm.n; e++) {
@@ -167,6 +176,9 @@ static int self_map_scan(dl_dump *d, const dl_paging *modes, int nmodes, const p
                     if ((dl_le32(page + 0x300 * 4) & 0xFFFFF003u) == (pa | 3))
                         probe = 0xC0300000ull;
                 }
+                /* A self-map the probes cannot confirm (none of them is
+                 * mapped): kept for the search for nt's header. */
+                int self_map = probe != 0;
                 /* No self-map: a top table whose entry for an image probe is
                  * present is worth a full walk. */
                 for (int k = 0; k < probes->n && !probe; k++) {
@@ -184,6 +196,10 @@ static int self_map_scan(dl_dump *d, const dl_paging *modes, int nmodes, const p
                     dl_vmem_init(&d->vm, &d->pm, modes[m], pa);
                     *found = pa;
                     return 1;
+                }
+                if (self_map && unproven->n < 8) {
+                    unproven->pa[unproven->n] = pa;
+                    unproven->mode[unproven->n++] = modes[m];
                 }
             }
         }
@@ -208,6 +224,57 @@ static uint64_t image_below(dl_dump *d, uint64_t va)
     }
     dl_ctx_clear_error(d->ctx);
     return 0;
+}
+
+/* Is the image at base nt?  Its export directory names the kernel:
+ * ntoskrnl.exe, or ntkrnlpa.exe / ntkrnlmp.exe / ntkrpamp.exe on x86. */
+static int is_nt_image(dl_dump *d, uint64_t base)
+{
+    dl_image img;
+    uint8_t dir[0x10];
+    char name[16] = {0};
+    if (dl_image_load(d, base, 0, &img) != DL_OK || !img.export_rva || img.export_size < 0x28 ||
+        dl_vmem_read(&d->vm, d->ctx, base + img.export_rva, dir, sizeof dir) != DL_OK ||
+        dl_vmem_read(&d->vm, d->ctx, base + dl_le32(dir + 0x0C), name, 12) != DL_OK)
+        return 0;
+    size_t n = strnlen(name, sizeof name - 1);
+    return n >= 8 && dl_ascii_caseeq(name + n - 4, ".exe") && (name[0] | 0x20) == 'n' && (name[1] | 0x20) == 't';
+}
+
+/* Page-aligned MZ headers in [from, to): the first that is nt.  Unmapped
+ * ranges are skipped a table at a time; at most max_pages are looked at. */
+static uint64_t nt_in_range(dl_dump *d, uint64_t from, uint64_t to, uint64_t *budget)
+{
+    for (uint64_t va = from; va && va < to && *budget; (*budget)--) {
+        dl_xlat x;
+        uint8_t mz[2];
+        if (dl_vmem_translate(&d->vm, d->ctx, va, &x) != DL_OK) {
+            va = dl_vmem_next_candidate(&d->vm, va, &x);
+            continue;
+        }
+        if (dl_physmem_read(&d->pm, d->ctx, x.pa, mz, 2) == DL_OK && mz[0] == 'M' && mz[1] == 'Z' && is_nt_image(d, va))
+            return va;
+        va += DL_PAGE_SIZE;
+    }
+    return 0;
+}
+
+/* nt by its headers in kernel space (vm-captures §7.2), when neither the
+ * IDT, the low stub nor a plain KDBG named it: what a guest whose KDBG is
+ * encoded and whose vCPU state is gone leaves.  x64 kernels have lived in
+ * 0xFFFFF800'00000000-0xFFFFF87F'FFFFFFFF since Windows 2003; that slot is
+ * searched first. */
+static uint64_t nt_by_scan(dl_dump *d)
+{
+    uint64_t budget = NT_SCAN_MAX_PAGES, nt;
+    dl_ctx_clear_error(d->ctx);
+    if (d->info.bits == 32)
+        nt = nt_in_range(d, 0x80000000ull, 0x100000000ull, &budget);
+    else if (!(nt = nt_in_range(d, 0xFFFFF80000000000ull, 0xFFFFF88000000000ull, &budget)) &&
+             !(nt = nt_in_range(d, 0xFFFF800000000000ull, 0xFFFFF80000000000ull, &budget)))
+        nt = nt_in_range(d, 0xFFFFF88000000000ull, 0xFFFFFFFFFFFFF000ull, &budget);
+    dl_ctx_clear_error(d->ctx);
+    return nt;
 }
 
 /* Plain 'KDBG' blocks anywhere in RAM: their KernBase values are nt
@@ -317,6 +384,7 @@ dl_status dl_capture_find_kernel(dl_dump *d, dl_capture_notes *notes, unsigned a
     for (int i = 0; i < notes->ncpu; i++)
         add_probe(&probes, notes->cpu[i].idt_base, 0);
     int found = 0;
+    self_maps unproven = {.n = 0};
     if (notes->windows_header_len) {
         header_facts(d, notes);
         add_probe(&probes, in->kdbg_address, 0);
@@ -343,14 +411,32 @@ dl_status dl_capture_find_kernel(dl_dump *d, dl_capture_notes *notes, unsigned a
                 found = set_cr3_vcpu(d, modes, nmodes, &notes->cpu[i], &probes);
         if (!found && have_stub && (found = set_cr3(d, modes, nmodes, cr3, &probes)))
             d->cr3_from = "low-stub";
-        if (!found && round == 1 && self_map_scan(d, modes, nmodes, &probes, &cr3)) {
+        if (!found && round == 1 && self_map_scan(d, modes, nmodes, &probes, &cr3, &unproven)) {
             found = 1;
             in->directory_table_base = cr3;
             d->cr3_from = "self-map-scan";
         }
     }
-    /* Nothing to check against (no plain KDBG, nothing mapped that we know):
-     * a vCPU that was running kernel code still holds a kernel CR3. */
+    /* Nothing the probes know is mapped (no KUSER_SHARED_DATA, no plain
+     * KDBG, an encoded one): a kernel-mode vCPU's CR3, then a self-map, that
+     * maps nt's header will do. */
+    for (int i = 0; i < notes->ncpu && !found; i++)
+        if (vcpu_in_kernel(&notes->cpu[i]) && set_cr3_vcpu(d, modes, nmodes, &notes->cpu[i], NULL)) {
+            in->bits = d->vm.mode == DL_PAGING_X64_4 || d->vm.mode == DL_PAGING_X64_5 ? 64 : 32;
+            found = (d->nt_base_hint = nt_by_scan(d)) != 0;
+            d->cr3_vcpu = found;
+        }
+    for (int i = 0; i < unproven.n && !found; i++) {
+        dl_vmem_init(&d->vm, &d->pm, unproven.mode[i], unproven.pa[i]);
+        in->bits = unproven.mode[i] == DL_PAGING_X64_4 ? 64 : 32;
+        if ((d->nt_base_hint = nt_by_scan(d))) {
+            found = 1;
+            in->directory_table_base = unproven.pa[i];
+            d->cr3_from = "self-map-scan";
+        }
+    }
+    /* Nothing to check against at all: a vCPU that was running kernel code
+     * still holds a kernel CR3. */
     for (int i = 0; i < notes->ncpu && !found; i++)
         if (vcpu_in_kernel(&notes->cpu[i]) && (found = set_cr3_vcpu(d, modes, nmodes, &notes->cpu[i], NULL)))
             d->weak_kernel = 1;
@@ -382,6 +468,8 @@ dl_status dl_capture_find_kernel(dl_dump *d, dl_capture_notes *notes, unsigned a
         if (probes.image[i] && dl_vmem_read(&d->vm, ctx, probes.va[i], mz, 2) == DL_OK && mz[0] == 'M' && mz[1] == 'Z')
             d->nt_base_hint = probes.va[i];
     }
+    if (!d->nt_base_hint)
+        d->nt_base_hint = nt_by_scan(d);
     if (!in->processors && notes->ncpu)
         in->processors = (uint32_t)notes->ncpu;
     dl_ctx_clear_error(ctx);

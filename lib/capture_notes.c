@@ -74,6 +74,7 @@ static void qemu_state(dl_capture_notes *n, const uint8_t *desc, uint32_t size)
 
 static void vbox_core(dl_capture_notes *n, const uint8_t *desc, uint32_t size)
 {
+    n->vbox_named = 1;
     if (size < 24 || dl_le32(desc) != VBOX_MAGIC || dl_le32(desc + 8) != 24)
         return;
     n->vbox = 1;
@@ -84,6 +85,7 @@ static void vbox_core(dl_capture_notes *n, const uint8_t *desc, uint32_t size)
 static void vbox_cpu(dl_capture_notes *n, const uint8_t *desc, uint32_t size)
 {
     n->vbox_notes++;
+    n->vbox_named = 1;
     /* Formats before 0x00010004 hold a private CPUMCTX: no registers. */
     if (!n->vbox || n->vbox_format < VBOX_FORMAT_FIRST || size < VBOX_CPU_MIN)
         return;

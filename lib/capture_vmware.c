@@ -81,6 +81,7 @@ typedef struct tag {
     uint32_t idx[3];
     int size;           /* 0..61 inline, 62 compressed block, 63 block */
     uint64_t value;     /* inline values, little endian, up to 8 bytes */
+    uint8_t raw[61];    /* inline value bytes */
     uint64_t data, len; /* block data in the file */
 } tag;
 
@@ -124,11 +125,10 @@ static dl_status next_tag(dl_dump *d, walk *w, tag *t)
     p += namelen + 4u * (unsigned)t->nidx;
     t->value = t->data = t->len = 0;
     if (t->size < VALUE_COMPRESSED) {
-        uint8_t v[61];
-        if (p + (unsigned)t->size > w->end || dl_source_read(w->src, d->ctx, p, v, (size_t)t->size) != DL_OK)
+        if (p + (unsigned)t->size > w->end || dl_source_read(w->src, d->ctx, p, t->raw, (size_t)t->size) != DL_OK)
             return walk_fail(d, w, "a tag's value runs past the group");
         for (int i = t->size < 8 ? t->size : 8; i-- > 0;)
-            t->value = t->value << 8 | v[i];
+            t->value = t->value << 8 | t->raw[i];
         w->at = p + (unsigned)t->size;
         return DL_OK;
     }
@@ -272,9 +272,13 @@ static void cpu_tag(dl_dump *d, dl_source *src, const tag *t, cpu_regs *c, int *
         r->cs = t->value, r->have |= 8;
     } else if (!strcmp(t->name, "S.base64") && t->nidx == 2 && t->idx[1] == SEG_GS && inline_value) {
         r->gs_base = t->value, r->have |= 16;
-    } else if (!strcmp(t->name, "IDTR") && t->nidx == 1 && t->size == VALUE_BLOCK && t->len >= 10) {
+    } else if (!strcmp(t->name, "IDTR") && t->nidx == 1 && t->size != VALUE_COMPRESSED &&
+               (t->size == VALUE_BLOCK ? t->len >= 10 : t->size >= 10)) {
+        /* u16 limit, u64 base: a block, or inline (UNCERTAIN, §4.1). */
         uint8_t b[10];
-        if (dl_source_read(src, d->ctx, t->data, b, sizeof b) == DL_OK) {
+        if (t->size < VALUE_COMPRESSED)
+            memcpy(b, t->raw, sizeof b);
+        if (t->size < VALUE_COMPRESSED || dl_source_read(src, d->ctx, t->data, b, sizeof b) == DL_OK) {
             uint64_t base = dl_le64(b + 2);
             r->idt_lo = base & 0xFFFFFFFFu, r->idt_hi = base >> 32, r->have |= 32;
         }

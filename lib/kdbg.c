@@ -139,14 +139,14 @@ dl_status dl_kdbg_load(dl_dump *d)
         k->from = "header";
     } else {
         dl_kdbg_keys keys;
-        /* Encoded blocks exist on x64 from Windows 8 (9200) on. */
         /* Encoded blocks exist on x64 from Windows 8 (9200) on; a capture's
          * build is unknown until the block is read. */
         if (d->info.arch == DL_ARCH_X64 && (d->info.minor_version >= 9200 || !d->info.minor_version) &&
             dl_kdbg_find_keys(d, &va, &keys, &size)) {
             if (!take_block(d, va, size, &keys))
                 return dl_fail(d->ctx, DL_ECORRUPT, "out of memory");
-            k->from = "header";
+            /* A capture has no header: its block was found through nt's code. */
+            k->from = d->info.kdbg_address && va == d->info.kdbg_address ? "header" : "scan";
             k->encoded = 1;
             dl_warn(d->ctx, "kdbg-encoded", "the KDBG at 0x%llx is encoded; decoded with keys found in nt's code",
                     (unsigned long long)va);

@@ -143,11 +143,11 @@ static void scan_module(dl_dump *d, const dl_module *m, const wanted *w, dl_susp
     for (uint64_t pg = 0; pg < pages; pg++) {
         uint64_t va = m->base + pg * DL_PAGE_SIZE;
         dl_xlat x;
-        if (dl_vmem_translate(&d->vm, d->ctx, va, &x) != DL_OK && x.level >= 2) {
+        uint64_t next;
+        if (dl_vmem_translate(&d->vm, d->ctx, va, &x) != DL_OK &&
+            ((next = dl_vmem_next_candidate(&d->vm, va, &x)) > va + DL_PAGE_SIZE || !next)) {
             /* A missing upper-level table: the whole range it would map is
              * absent, so skip it at once (a crafted SizeOfImage costs nothing). */
-            int shift = d->vm.mode == DL_PAGING_X86 ? 12 + 10 * (x.level - 1) : 12 + 9 * (x.level - 1);
-            uint64_t next = shift >= 64 ? UINT64_MAX : ((va >> shift) + 1) << shift;
             uint64_t skip = next > va ? (next - va) / DL_PAGE_SIZE : pages;
             if (skip > pages - pg)
                 skip = pages - pg;

@@ -368,3 +368,15 @@ dl_status dl_vmem_read_ptr(dl_vmem *vm, dl_ctx *ctx, int bits, uint64_t va, uint
         *out = v;
     return st;
 }
+
+uint64_t dl_vmem_next_candidate(const dl_vmem *vm, uint64_t va, const dl_xlat *x)
+{
+    int readable = x->kind == DL_XLAT_VALID || x->kind == DL_XLAT_TRANSITION || x->kind == DL_XLAT_PROTOTYPE;
+    int level = !readable && x->level >= 2 ? x->level : 1;
+    int shift = vm->mode == DL_PAGING_X86 ? 12 + 10 * (level - 1) : 12 + 9 * (level - 1);
+    if (x->kind == DL_XLAT_VALID && x->page_size > DL_PAGE_SIZE)
+        shift = 12; /* inside a large page: every 4 KiB page is there */
+    if (shift >= 64)
+        return 0;
+    return ((va >> shift) + 1) << shift;
+}

@@ -47,6 +47,11 @@ dl_status dl_vmem_add_range(dl_vmem *vm, dl_ctx *ctx, uint64_t va, uint64_t len,
 dl_status dl_vmem_translate(dl_vmem *vm, dl_ctx *ctx, uint64_t va, dl_xlat *out);
 dl_status dl_vmem_read(dl_vmem *vm, dl_ctx *ctx, uint64_t va, void *buf, size_t len);
 
+/* After translating va gave x: the next VA that may translate.  An upper-
+ * level entry that failed rules out the whole range it would map; 0 when
+ * that range reaches the top of the address space. */
+uint64_t dl_vmem_next_candidate(const dl_vmem *vm, uint64_t va, const dl_xlat *x);
+
 /* Pointer-width helpers for the kernel stage. */
 dl_status dl_vmem_read_u32(dl_vmem *vm, dl_ctx *ctx, uint64_t va, uint32_t *out);
 dl_status dl_vmem_read_u64(dl_vmem *vm, dl_ctx *ctx, uint64_t va, uint64_t *out);

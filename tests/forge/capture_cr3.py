@@ -1,6 +1,8 @@
-"""Reference CR3 finder for the checks (vm-captures.md §7.1): QEMU notes (kernel-mode vCPU
-first, then every vCPU), the VMCOREINFO header, the x64 low stub, the self-map scan. Each
-candidate is validated by translating the kernel base (MZ) — the truth's nt_base."""
+"""Reference CR3 finder for the checks (vm-captures.md §7.1): the hypervisor's CPU state —
+QEMU notes, VirtualBox VBCPU notes (capture_vbox.VBoxReader.cpu_states), the VMware `cpu`
+group (capture_vmware.StateFile.cpu_states) — kernel-mode vCPU first, then every vCPU; the
+VMCOREINFO header, the x64 low stub, the self-map scan. Each candidate is validated by
+translating the kernel base (MZ) — the truth's nt_base."""
 import struct
 
 PAGE = 0x1000
@@ -68,15 +70,22 @@ def valid(mem, arch, root, nt_base):
     return pa is not None and mem.page(pa // PAGE)[:2] == b'MZ'
 
 
-def find(mem, arch, notes, nonzero, nt_base, vmcoreinfo=None):
-    """-> (source, root) or (None, None). nonzero: pfns of the capture's non-zero pages."""
-    qemu = [d for n, t, d, _ in notes if n == 'QEMU' and len(d) >= 0x1B0]
-    kern = [d for d in qemu if (struct.unpack_from('<I', d, 0x98)[0] & 3) == 0
-            or (arch == 'x64' and struct.unpack_from('<Q', d, 0x108)[0] >> 63)]
-    for d in kern + [d for d in qemu if d not in kern]:
-        root = mask(arch, struct.unpack_from('<Q', d, 0x1A0)[0])
+def qemu_states(notes):
+    """[(source, cr3, cs selector, gs base)] of the QEMU notes (QEMUCPUState, §2)."""
+    return [('qemu-note', struct.unpack_from('<Q', d, 0x1A0)[0], struct.unpack_from('<I', d, 0x98)[0],
+             struct.unpack_from('<Q', d, 0x108)[0]) for n, t, d, _ in notes if n == 'QEMU' and len(d) >= 0x1B0]
+
+
+def find(mem, arch, notes, nonzero, nt_base, vmcoreinfo=None, states=None):
+    """-> (source, root) or (None, None). nonzero: pfns of the capture's non-zero pages.
+    states: the CPU-state candidates [(source, cr3, cs, gs base)]; default: the QEMU notes."""
+    if states is None:
+        states = qemu_states(notes)
+    kern = [s for s in states if (s[2] & 3) == 0 or (arch == 'x64' and s[3] >> 63)]
+    for s in kern + [s for s in states if s not in kern]:
+        root = mask(arch, s[1])
         if valid(mem, arch, root, nt_base):
-            return 'qemu-note', root
+            return s[0], root
     if vmcoreinfo and vmcoreinfo[:8] in (b'PAGEDU64', b'PAGEDUMP'):
         dtb = struct.unpack_from('<Q' if vmcoreinfo[4:8] == b'DU64' else '<I', vmcoreinfo, 0x10)[0]
         if valid(mem, arch, mask(arch, dtb), nt_base):

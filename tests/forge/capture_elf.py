@@ -18,14 +18,15 @@ def note(name, ntype, desc):
     return out
 
 
-def parse_notes(buf):
-    """[(name, type, desc, offset_of_desc)]; stops (raises) on a note that does not fit."""
+def parse_notes(buf, align=4):
+    """[(name, type, desc, offset_of_desc)]; stops (raises) on a note that does not fit.
+    align: 4 for ELF notes as QEMU writes them, 8 for VirtualBox's padding."""
     out, o = [], 0
     while o + 12 <= len(buf):
         namesz, descsz, ntype = struct.unpack_from('<III', buf, o)
         no = o + 12
-        do = no + ((namesz + 3) & ~3)
-        end = do + ((descsz + 3) & ~3)
+        do = no + ((namesz + align - 1) & ~(align - 1))
+        end = do + ((descsz + align - 1) & ~(align - 1))
         if end > len(buf):
             raise ValueError('note at +0x%x (%d/%d) runs past the note segment' % (o, namesz, descsz))
         name = buf[no:no + namesz].rstrip(b'\0').decode('latin-1')
@@ -180,16 +181,21 @@ def write_elf(path, guest, notes, cls64, machine, vaddr_zero=False):
             ph += struct.pack('<IIIIIIII', PT_LOAD, off, 0 if vaddr_zero else pa, pa, size, size, 0, 0)
     head = eh + ph
     assert len(head) == note_off
+    write_core(path, head + notes, loads, guest, total)
+    return dict(note_off=note_off, note_size=len(notes), mem_off=mem_off, size=total,
+                loads=[[hex(pa), hex(off), hex(size)] for pa, off, size in loads])
+
+
+def write_core(path, head, loads, guest, total):
+    """head (headers + notes), then each PT_LOAD's pages [(paddr, offset, filesz)], sparse."""
     with open(path, 'wb') as f:
-        f.write(head + notes)
+        f.write(head)
         for (pa, off, size) in loads:
             first = pa // PAGE
             for p in sorted(k for k in guest.pages if first <= k < first + size // PAGE):
                 f.seek(off + (p - first) * PAGE)
                 f.write(guest.pages[p])
         f.truncate(total)
-    return dict(note_off=note_off, note_size=len(notes), mem_off=mem_off, size=total,
-                loads=[[hex(pa), hex(off), hex(size)] for pa, off, size in loads])
 
 
 class ElfReader:

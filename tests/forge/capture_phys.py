@@ -136,13 +136,15 @@ def in_blocks(blocks, pfn):
 class Guest:
     """Mutable guest memory: sparse pages + runs + blocks + the kernel's CR3."""
 
-    def __init__(self, src, seed, bios=True):
+    def __init__(self, src, seed, bios=True, blocks=None, reserved=()):
+        """blocks: the capture's own page ranges [(pfn, n)] (default: QEMU's RAM blocks);
+        reserved: pfns the capture fills itself (never handed out as spare pages)."""
         self.src = src
         self.arch = src.arch
         self.bits = src.bits
         self.pages = src.nonzero_pages()
         self.runs = list(src.runs)
-        self.blocks = qemu_blocks(self.runs, bios)
+        self.blocks = qemu_blocks(self.runs, bios) if blocks is None else list(blocks)
         self.rng = random.Random(0xCA97 ^ seed)
         if self.arch == 'x64':
             self.cr3 = src.dtb                              # may carry PCID bits
@@ -157,9 +159,10 @@ class Guest:
         for b, n in self.runs:
             ram.update(range(b, b + n))
         # pages QEMU has but Windows never uses: where the capture puts its own structures
+        reserved = set(reserved)
         self.spare = [p for a, n in self.blocks for p in range(a, a + n)
                       if p not in ram and p not in self.pages and 0 < p < 0x100000
-                      and not (0xFFFC0 <= p < 0x100000)]
+                      and not (0xFFFC0 <= p < 0x100000) and p not in reserved]
         self.added = {}                                     # what the capture added, for the truth
 
     def take_spare(self, below=None, above=None):
