@@ -139,71 +139,119 @@ static int low_stub(dl_dump *d, uint64_t *cr3, uint64_t *lm_target)
     return 0;
 }
 
-/* Self-referencing top table anywhere in RAM (§7.1 item 4): x64 PML4 entry
- * pointing at its own page; PAE PDPT whose 4 entries point at the next 4
- * pages; non-PAE PD[0x300] pointing at itself.  Any page-table page can
- * point at itself, so a candidate must also translate the probes. */
+/* Plain 'KDBG' blocks in a page: their KernBase values are nt candidates
+ * (§7.2), checked through a CR3 later (MZ at the base). */
+static void kernbases_in_page(dl_dump *d, uint64_t pfn, uint8_t page[4096 + 0x20], probe_set *p)
+{
+    int tail = 0; /* the next page's head, read only when a tag sits at the end */
+    for (size_t off = 0x10; off + 4 <= 4096 && p->n < 16; off += 8) {
+        if (dl_le32(page + off) != 0x4742444Bu)
+            continue;
+        if (off + 0x10 > 4096 && !tail) {
+            memset(page + 4096, 0, 0x20);
+            dl_physmem_read(&d->pm, d->ctx, (pfn + 1) << 12, page + 4096, 0x20);
+            tail = 1;
+        }
+        uint32_t size = dl_le32(page + off + 4);
+        if (size < 0x200 || size > 0x1000 || size % 8)
+            continue;
+        /* The width is not known yet: try KernBase as both. */
+        uint64_t k64 = dl_le64(page + off + 8), k32 = dl_le32(page + off + 8);
+        if (k64 >= 0xFFFF800000000000ull && !(k64 & 0xFFF))
+            add_probe(p, k64, 1);
+        /* 32-bit kernels store it zero- or sign-extended: the low half. */
+        if (k32 >= 0x80000000ull && !(k32 & 0xFFF) && ((k64 >> 32) == 0 || (k64 >> 32) == 0xFFFFFFFFull))
+            add_probe(p, k32, 1);
+    }
+}
+
+/* Does the page at pa look like a top table that maps itself (§7.1 item
+ * 4)?  x64: a PML4 entry in 0x100-0x1FF pointing at its own page; PAE: a
+ * PDPT whose 4 entries point at the next 4 pages; non-PAE: PD[0x300]. */
+static int self_mapped(const uint8_t *page, uint64_t pa, dl_paging mode)
+{
+    if (mode == DL_PAGING_X64_4) {
+        for (uint64_t i = 0x100; i < 0x200; i++)
+            if ((dl_le64(page + i * 8) & 0x0000FFFFFFFFF083ull) == (pa | 3))
+                return 1;
+        return 0;
+    }
+    if (mode == DL_PAGING_PAE) {
+        /* PDPTEs have reserved bits (1, 2, 5-8, 63) that a page directory's
+         * entries set: they must be clear here. */
+        for (uint64_t i = 0; i < 4; i++)
+            if ((dl_le64(page + i * 8) & 0x800FFFFFFFFFF1E7ull) != ((pa + 0x1000 * (i + 1)) | 1))
+                return 0;
+        return 1;
+    }
+    return mode == DL_PAGING_X86 && (dl_le32(page + 0x300 * 4) & 0xFFFFF003u) == (pa | 3);
+}
+
+/* A top table without a self-map whose entry for an image probe is
+ * present: worth a full walk. */
+static int maps_image_probe(const uint8_t *page, uint64_t pa, dl_paging mode, const probe_set *p)
+{
+    for (int k = 0; k < p->n; k++) {
+        uint64_t va = p->va[k];
+        if (!p->image[k])
+            continue;
+        if ((mode == DL_PAGING_X64_4 && (dl_le64(page + ((va >> 39) & 511) * 8) & 1)) ||
+            (mode == DL_PAGING_PAE && (dl_le64(page + ((va >> 30) & 3) * 8) & 1) && !(pa & 0x1F)) ||
+            (mode == DL_PAGING_X86 && (dl_le32(page + ((va >> 22) & 1023) * 4) & 1)))
+            return 1;
+    }
+    return 0;
+}
+
 typedef struct self_maps {
-    uint64_t pa[8];
-    dl_paging mode[8];
+    uint64_t pa[32];
+    dl_paging mode[32];
     int n;
 } self_maps;
 
-static int self_map_scan(dl_dump *d, const dl_paging *modes, int nmodes, const probe_set *probes, uint64_t *found,
-                         self_maps *unproven)
+#define RAM_PASS_KDBG 1  /* collect KernBase probes from plain KDBG blocks */
+#define RAM_PASS_IMAGE 2 /* also walk tables that map an image probe */
+
+/* One pass over RAM: self-mapped top tables, each validated by the probes
+ * as it is met (real kernels map KUSER_SHARED_DATA, so the pass usually
+ * ends early); those the probes cannot confirm yet go to unproven.  Any
+ * page-table page can point at itself, hence the probes.  Mapped pages are
+ * released as the pass goes, so memory use does not grow with RAM. */
+static int ram_pass(dl_dump *d, const dl_paging *modes, int nmodes, probe_set *probes, int what, uint64_t *found,
+                    self_maps *unproven)
 {
-    uint8_t page[4096];
+    uint8_t page[4096 + 0x20];
+    uint64_t seen = 0;
+    /* Only what was known before the pass confirms a table during it: a
+     * vCPU's CR3 that the KDBG bases found here confirm comes first. */
+    const probe_set early = *probes;
     for (size_t e = 0; e < d->pm.n; e++) {
         for (uint64_t pfn = d->pm.ext[e].pfn; pfn < d->pm.ext[e].pfn + d->pm.ext[e].pages; pfn++) {
             uint64_t pa = pfn << 12;
-            if (dl_physmem_read(&d->pm, d->ctx, pa, page, sizeof page) != DL_OK)
+            if (++seen % 4096 == 0)
+                dl_source_release(d->pm.src);
+            if (dl_physmem_read(&d->pm, d->ctx, pa, page, 4096) != DL_OK)
                 continue;
+            if (what & RAM_PASS_KDBG)
+                kernbases_in_page(d, pfn, page, probes);
             for (int m = 0; m < nmodes; m++) {
-                uint64_t probe = 0;
-                if (modes[m] == DL_PAGING_X64_4) {
-                    for (uint64_t i = 0x100; i < 0x200 && !probe; i++)
-                        if ((dl_le64(page + i * 8) & 0x0000FFFFFFFFF083ull) == (pa | 3))
-                            probe = 0xFFFF000000000000ull | (i << 39) | (i << 30) | (i << 21) | (i << 12);
-                } else if (modes[m] == DL_PAGING_PAE) {
-                    /* PDPTEs have reserved bits (1, 2, 5-8, 63) that a page
-                     * directory's entries set: they must be clear here. */
-                    int ok = 1;
-                    for (uint64_t i = 0; i < 4 && ok; i++)
-                        ok = (dl_le64(page + i * 8) & 0x800FFFFFFFFFF1E7ull) == ((pa + 0x1000 * (i + 1)) | 1);
-                    if (ok)
-                        probe = 0xC0600000ull; /* the PD for 0xC0000000 maps itself here */
-                } else if (modes[m] == DL_PAGING_X86) {
-                    if ((dl_le32(page + 0x300 * 4) & 0xFFFFF003u) == (pa | 3))
-                        probe = 0xC0300000ull;
-                }
-                /* A self-map the probes cannot confirm (none of them is
-                 * mapped): kept for the search for nt's header. */
-                int self_map = probe != 0;
-                /* No self-map: a top table whose entry for an image probe is
-                 * present is worth a full walk. */
-                for (int k = 0; k < probes->n && !probe; k++) {
-                    uint64_t va = probes->va[k];
-                    if (!probes->image[k])
-                        continue;
-                    if (modes[m] == DL_PAGING_X64_4 && (dl_le64(page + ((va >> 39) & 511) * 8) & 1))
-                        probe = va;
-                    else if (modes[m] == DL_PAGING_PAE && (dl_le64(page + ((va >> 30) & 3) * 8) & 1) && !(pa & 0x1F))
-                        probe = va;
-                    else if (modes[m] == DL_PAGING_X86 && (dl_le32(page + ((va >> 22) & 1023) * 4) & 1))
-                        probe = va;
-                }
-                if (probe && cr3_works(d, modes[m], pa, probes)) {
+                int self = self_mapped(page, pa, modes[m]);
+                if (!self && !((what & RAM_PASS_IMAGE) && maps_image_probe(page, pa, modes[m], &early)))
+                    continue;
+                if (cr3_works(d, modes[m], pa, &early)) {
                     dl_vmem_init(&d->vm, &d->pm, modes[m], pa);
                     *found = pa;
+                    dl_source_release(d->pm.src);
                     return 1;
                 }
-                if (self_map && unproven->n < 8) {
+                if (self && unproven->n < 32) {
                     unproven->pa[unproven->n] = pa;
                     unproven->mode[unproven->n++] = modes[m];
                 }
             }
         }
     }
+    dl_source_release(d->pm.src);
     dl_ctx_clear_error(d->ctx);
     return 0;
 }
@@ -277,37 +325,11 @@ static uint64_t nt_by_scan(dl_dump *d)
     return nt;
 }
 
-/* Plain 'KDBG' blocks anywhere in RAM: their KernBase values are nt
- * candidates (§7.2), checked later through a CR3 (MZ at the base). */
-static void kernbases_from_physical_kdbg(dl_dump *d, probe_set *p)
+/* Does the translator just set up map nt's header?  Sets the hint. */
+static int maps_nt(dl_dump *d)
 {
-    uint8_t page[4096 + 0x20];
-    for (size_t e = 0; e < d->pm.n && p->n < 16; e++)
-        for (uint64_t pfn = d->pm.ext[e].pfn; pfn < d->pm.ext[e].pfn + d->pm.ext[e].pages && p->n < 16; pfn++) {
-            if (dl_physmem_read(&d->pm, d->ctx, pfn << 12, page, 4096) != DL_OK)
-                continue;
-            int tail = 0; /* the next page's head, read only when a tag sits at the end */
-            for (size_t off = 0x10; off + 4 <= 4096; off += 8) {
-                if (dl_le32(page + off) != 0x4742444Bu)
-                    continue;
-                if (off + 0x10 > 4096 && !tail) {
-                    memset(page + 4096, 0, 0x20);
-                    dl_physmem_read(&d->pm, d->ctx, (pfn + 1) << 12, page + 4096, 0x20);
-                    tail = 1;
-                }
-                uint32_t size = dl_le32(page + off + 4);
-                if (size < 0x200 || size > 0x1000 || size % 8)
-                    continue;
-                /* The width is not known yet: try KernBase as both. */
-                uint64_t k64 = dl_le64(page + off + 8), k32 = dl_le32(page + off + 8);
-                if (k64 >= 0xFFFF800000000000ull && !(k64 & 0xFFF))
-                    add_probe(p, k64, 1);
-                /* 32-bit kernels store it zero- or sign-extended: the low half. */
-                if (k32 >= 0x80000000ull && !(k32 & 0xFFF) && ((k64 >> 32) == 0 || (k64 >> 32) == 0xFFFFFFFFull))
-                    add_probe(p, k32, 1);
-            }
-        }
-    dl_ctx_clear_error(d->ctx);
+    d->info.bits = d->vm.mode == DL_PAGING_X64_4 || d->vm.mode == DL_PAGING_X64_5 ? 64 : 32;
+    return (d->nt_base_hint = nt_by_scan(d)) != 0;
 }
 
 /* Build number from NtBuildLab ("19041.1.amd64fre..."). */
@@ -389,47 +411,68 @@ dl_status dl_capture_find_kernel(dl_dump *d, dl_capture_notes *notes, unsigned a
         header_facts(d, notes);
         add_probe(&probes, in->kdbg_address, 0);
     }
-    uint64_t lm_target = 0, cr3 = 0;
-    int have_stub = (allowed & (1u << DL_PAGING_X64_4)) && low_stub(d, &cr3, &lm_target);
+    uint64_t lm_target = 0, cr3_stub = 0, cr3 = 0;
+    int have_stub = (allowed & (1u << DL_PAGING_X64_4)) && low_stub(d, &cr3_stub, &lm_target);
     add_probe(&probes, lm_target, 0);
+    /* Round 0: the vCPUs, the header, the stub.  Then one pass over RAM
+     * for self-mapped top tables, which also collects nt bases from plain
+     * KDBG blocks (a guest need not map what round 0 tried); round 1 tries
+     * everything again with them. */
     for (int round = 0; round < 2 && !found; round++) {
-        /* Second round: nt bases from plain KDBG blocks in RAM join the probes
-         * (a guest need not map what the first round tries). */
-        if (round == 1)
-            kernbases_from_physical_kdbg(d, &probes);
+        if (round == 1) {
+            int known = probes.n;
+            if (ram_pass(d, modes, nmodes, &probes, RAM_PASS_KDBG, &cr3, &unproven)) {
+                found = 1;
+                in->directory_table_base = cr3;
+                d->cr3_from = "self-map-scan";
+                break;
+            }
+            if (probes.n == known)
+                break;
+        }
         /* The issue's order: a vCPU in kernel mode (CS RPL 0 or GS base in
-         * kernel space), the fwcfg header, then vCPUs caught in user mode
-         * (their CR3 may map no kernel), the low stub, a scan. */
+         * kernel space), the fwcfg header, then vCPUs caught in user mode,
+         * the low stub. */
         for (int i = 0; i < notes->ncpu && !found; i++)
             if (vcpu_in_kernel(&notes->cpu[i]))
                 found = set_cr3_vcpu(d, modes, nmodes, &notes->cpu[i], &probes);
         if (!found && notes->windows_header_len &&
             (found = set_cr3(d, modes, nmodes, in->directory_table_base, &probes)))
             d->cr3_from = "vmcoreinfo";
+        /* A user-mode vCPU's CR3 (KVA shadow) may map KUSER_SHARED_DATA and
+         * little else: it must also map nt's header. */
         for (int i = 0; i < notes->ncpu && !found; i++)
-            if (!vcpu_in_kernel(&notes->cpu[i]))
-                found = set_cr3_vcpu(d, modes, nmodes, &notes->cpu[i], &probes);
-        if (!found && have_stub && (found = set_cr3(d, modes, nmodes, cr3, &probes)))
+            if (!vcpu_in_kernel(&notes->cpu[i]) && set_cr3_vcpu(d, modes, nmodes, &notes->cpu[i], &probes) &&
+                !(found = maps_nt(d)))
+                d->cr3_vcpu = 0;
+        if (!found && have_stub && (found = set_cr3(d, modes, nmodes, cr3_stub, &probes)))
             d->cr3_from = "low-stub";
-        if (!found && round == 1 && self_map_scan(d, modes, nmodes, &probes, &cr3, &unproven)) {
-            found = 1;
-            in->directory_table_base = cr3;
+    }
+    /* Self-maps met before the probes that confirm them; then tables without
+     * a self-map that map an image probe (a second pass, rarely needed). */
+    for (int i = 0; i < unproven.n && !found; i++)
+        if ((found = cr3_works(d, unproven.mode[i], unproven.pa[i], &probes))) {
+            dl_vmem_init(&d->vm, &d->pm, unproven.mode[i], unproven.pa[i]);
+            in->directory_table_base = unproven.pa[i];
             d->cr3_from = "self-map-scan";
         }
+    int image_probes = 0;
+    for (int i = 0; i < probes.n; i++)
+        image_probes += probes.image[i];
+    if (!found && image_probes && ram_pass(d, modes, nmodes, &probes, RAM_PASS_IMAGE, &cr3, &(self_maps){.n = 32})) {
+        found = 1;
+        in->directory_table_base = cr3;
+        d->cr3_from = "self-map-scan";
     }
     /* Nothing the probes know is mapped (no KUSER_SHARED_DATA, no plain
      * KDBG, an encoded one): a kernel-mode vCPU's CR3, then a self-map, that
      * maps nt's header will do. */
     for (int i = 0; i < notes->ncpu && !found; i++)
-        if (vcpu_in_kernel(&notes->cpu[i]) && set_cr3_vcpu(d, modes, nmodes, &notes->cpu[i], NULL)) {
-            in->bits = d->vm.mode == DL_PAGING_X64_4 || d->vm.mode == DL_PAGING_X64_5 ? 64 : 32;
-            found = (d->nt_base_hint = nt_by_scan(d)) != 0;
-            d->cr3_vcpu = found;
-        }
+        if (vcpu_in_kernel(&notes->cpu[i]) && set_cr3_vcpu(d, modes, nmodes, &notes->cpu[i], NULL))
+            d->cr3_vcpu = found = maps_nt(d);
     for (int i = 0; i < unproven.n && !found; i++) {
         dl_vmem_init(&d->vm, &d->pm, unproven.mode[i], unproven.pa[i]);
-        in->bits = unproven.mode[i] == DL_PAGING_X64_4 ? 64 : 32;
-        if ((d->nt_base_hint = nt_by_scan(d))) {
+        if (maps_nt(d)) {
             found = 1;
             in->directory_table_base = unproven.pa[i];
             d->cr3_from = "self-map-scan";
