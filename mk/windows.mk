@@ -77,15 +77,16 @@ $(WIN_EXE): $(WIN_CMD_OBJ) $(WIN_LIB_A)
 
 # Compared with the Linux binary and forged matrix of WIN_LINUX_BUILD (its
 # own directory by default; CI may pass WIN_LINUX_BUILD=build to reuse the
-# binary and matrix that `make check` already made).
+# binary and matrix that `make check` already made), and with the raw and
+# VMware captures of its capture matrix when it has one.
 WIN_LINUX_BUILD ?= build-lin
 # CI machines have 2 cores: the builds use both.
 check-windows:
 	$(MAKE) -j2 windows
 	$(MAKE) deps
 	$(MAKE) -j2 BUILD=$(WIN_LINUX_BUILD) $(WIN_LINUX_BUILD)/dumpleak $(WIN_LINUX_BUILD)/matrix/index.json
-	sh tests/windows/compare.sh --exe $(WIN_EXE) --linux $(WIN_LINUX_BUILD)/dumpleak \
-	  --matrix $(WIN_LINUX_BUILD)/matrix --work $(WIN_BUILD)/compare
+	COMPARE_CAPTURES=$(WIN_LINUX_BUILD)/captures sh tests/windows/compare.sh --exe $(WIN_EXE) \
+	  --linux $(WIN_LINUX_BUILD)/dumpleak --matrix $(WIN_LINUX_BUILD)/matrix --work $(WIN_BUILD)/compare
 
 # Release zip: the stripped exe, the man page as plain text (no overstrikes),
 # README and LICENSE.

@@ -129,10 +129,14 @@ def main():
     ap.add_argument("--bin", required=True)
     ap.add_argument("--matrix", required=True)
     ap.add_argument("--testdata", required=True)
+    ap.add_argument("--max-phys-mb", type=int, default=0,
+                    help="leave out entries of guests with more RAM (the sanitized suite's reduced matrix)")
     a = ap.parse_args()
     index = json.load(open(os.path.join(a.matrix, "index.json")))
     entries = index if isinstance(index, list) else index["dumps"]
     good = []
+    if a.max_phys_mb:
+        entries = [e for e in entries if e.get("phys_mb", 0) <= a.max_phys_mb]
     for e in entries:
         dump = os.path.join(a.matrix, e.get("dump") or e["capture"])
         truth = json.load(open(os.path.join(a.matrix, e["truth"])))

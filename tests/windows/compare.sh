@@ -97,7 +97,7 @@ MATRIX=$(realpath "$MATRIX")
 
 # Work in $WORK: m -> the matrix, probe/ for the platform cases.
 cd "$WORK"
-rm -rf m td probe out batch.* && mkdir -p probe out
+rm -rf m td c probe out batch.* && mkdir -p probe out
 ln -s "$MATRIX" m
 (cd m && find . -type f ! -name '*.json' | sed 's|^\./||' | LC_ALL=C sort) | sed 's|^|m/|' >dumps.txt
 first=$(head -n 1 dumps.txt)
@@ -125,6 +125,19 @@ if [ "${COMPARE_TESTDATA:-0}" = 1 ] && [ -d "$ROOT/testdata" ]; then
     ln -s "$ROOT/testdata" td
     (cd td && find . -type f ! -name '*.json' ! -name '*.md' ! -path './golden/*' | sed 's|^\./||' | LC_ALL=C sort) |
         sed 's|^|td/|' >>all.txt
+fi
+# Hypervisor captures the Windows build reads with its own code (raw
+# images, VMware .vmem with its state file, state files), from
+# COMPARE_CAPTURES, a `capture.py --matrix` directory; ELF and kdump files
+# need libkdumpfile, which the Windows build lacks.  Guests above 1 GiB are
+# left out (sparse giants, slow under Wine).
+if [ -n "${COMPARE_CAPTURES:-}" ] && [ -f "$COMPARE_CAPTURES/index.json" ]; then
+    ln -s "$(realpath "$COMPARE_CAPTURES")" c
+    python3 -c 'import json, sys
+for e in json.load(open(sys.argv[1])):
+    f = e["capture"]
+    if f.rsplit(".", 1)[-1] in ("raw", "vmem", "vmss", "vmsn") and e.get("phys_mb", 0) <= 1024:
+        print("c/" + f)' "$COMPARE_CAPTURES/index.json" | LC_ALL=C sort -u >>all.txt
 fi
 ndumps=$(wc -l <all.txt)
 # Batches: well under Windows' 32767-character command line.
