@@ -209,7 +209,7 @@ static dl_status memory_group(dl_dump *d, dl_source *src, const group *g, int ol
                 break;
             }
             if (t.idx[0] >= nr) {
-                size_t grow = (size_t)t.idx[0] + 1;
+                size_t grow = (size_t)t.idx[0] + 1 > 2 * nr ? (size_t)t.idx[0] + 1 : 2 * nr;
                 region_fields *n = realloc(r, grow * sizeof *n);
                 if (!n) {
                     st = dl_fail(d->ctx, DL_ECORRUPT, "out of memory");
