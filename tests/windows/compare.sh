@@ -48,6 +48,7 @@ for f in "$EXE" "$LIN"; do
 done
 EXE=$(realpath "$EXE")
 LIN=$(realpath "$LIN")
+if [ -d "${COMPARE_CAPTURES:-}" ]; then COMPARE_CAPTURES=$(realpath "$COMPARE_CAPTURES"); fi
 
 # --- Wine (Debian's wine64 puts its loader in /usr/lib/wine) --------------
 find_wine() {
@@ -200,11 +201,20 @@ set +e
 while IFS= read -r f; do
     lin --json modules "$f" >/dev/null 2>&1
     lrc=$?
-    win --json modules "$f" >/dev/null 2>&1 </dev/null
+    win --json modules "$f" >/dev/null 2>out/one.err </dev/null
     wrc=$?
     if [ "$lrc" != "$wrc" ]; then
-        fail=1
-        echo "compare: FAIL: --json modules $f: exit $lrc (linux) vs $wrc (wine)"
+        # Once in a few hundred starts Wine itself fails: ask again before calling it a difference.
+        win --json modules "$f" >/dev/null 2>out/one.err </dev/null
+        wrc2=$?
+        if [ "$lrc" != "$wrc2" ]; then
+            fail=1
+            echo "compare: FAIL: --json modules $f: exit $lrc (linux) vs $wrc, then $wrc2 (wine)"
+            grep -v -E '^(wine|[0-9a-f]{4}:(err|fixme|warn|trace)):' out/one.err | head -n 3 || true
+        else
+            notes=$((notes + 1))
+            echo "compare: note: --json modules $f: wine exited $wrc once, then $wrc2 like linux"
+        fi
     fi
 done <all.txt
 set -e
