@@ -99,6 +99,17 @@ static int set_cr3_by_shape(dl_dump *d, const dl_paging *modes, int nmodes, uint
     return 0;
 }
 
+/* vCPUs often share a CR3 (the idle process, one process): each distinct
+ * value is tried once by the loop over vCPUs in the same mode. */
+static int cr3_tried_before(const dl_capture_notes *n, int i)
+{
+    for (int j = 0; j < i; j++)
+        if (n->cpu[j].has_cr3 && n->cpu[j].cr3 == n->cpu[i].cr3 && n->cpu[j].modes == n->cpu[i].modes &&
+            vcpu_in_kernel(&n->cpu[j]) == vcpu_in_kernel(&n->cpu[i]))
+            return 1;
+    return 0;
+}
+
 /* A vCPU's CR3, in the modes its registers allow (all when they do not
  * say), validated by the probes, or by shape alone when p is NULL. */
 static int set_cr3_vcpu(dl_dump *d, const dl_paging *modes, int nmodes, const dl_vcpu *c, const probe_set *p)
@@ -434,7 +445,7 @@ dl_status dl_capture_find_kernel(dl_dump *d, dl_capture_notes *notes, unsigned a
          * kernel space), the fwcfg header, then vCPUs caught in user mode,
          * the low stub. */
         for (int i = 0; i < notes->ncpu && !found; i++)
-            if (vcpu_in_kernel(&notes->cpu[i]))
+            if (vcpu_in_kernel(&notes->cpu[i]) && !cr3_tried_before(notes, i))
                 found = set_cr3_vcpu(d, modes, nmodes, &notes->cpu[i], &probes);
         if (!found && notes->windows_header_len &&
             (found = set_cr3(d, modes, nmodes, in->directory_table_base, &probes)))
@@ -442,8 +453,8 @@ dl_status dl_capture_find_kernel(dl_dump *d, dl_capture_notes *notes, unsigned a
         /* A user-mode vCPU's CR3 (KVA shadow) may map KUSER_SHARED_DATA and
          * little else: it must also map nt's header. */
         for (int i = 0; i < notes->ncpu && !found; i++)
-            if (!vcpu_in_kernel(&notes->cpu[i]) && set_cr3_vcpu(d, modes, nmodes, &notes->cpu[i], &probes) &&
-                !(found = maps_nt(d)))
+            if (!vcpu_in_kernel(&notes->cpu[i]) && !cr3_tried_before(notes, i) &&
+                set_cr3_vcpu(d, modes, nmodes, &notes->cpu[i], &probes) && !(found = maps_nt(d)))
                 d->cr3_vcpu = 0;
         if (!found && have_stub && (found = set_cr3(d, modes, nmodes, cr3_stub, &probes)))
             d->cr3_from = "low-stub";
@@ -468,7 +479,8 @@ dl_status dl_capture_find_kernel(dl_dump *d, dl_capture_notes *notes, unsigned a
      * KDBG, an encoded one): a kernel-mode vCPU's CR3, then a self-map, that
      * maps nt's header will do. */
     for (int i = 0; i < notes->ncpu && !found; i++)
-        if (vcpu_in_kernel(&notes->cpu[i]) && set_cr3_vcpu(d, modes, nmodes, &notes->cpu[i], NULL))
+        if (vcpu_in_kernel(&notes->cpu[i]) && !cr3_tried_before(notes, i) &&
+            set_cr3_vcpu(d, modes, nmodes, &notes->cpu[i], NULL))
             d->cr3_vcpu = found = maps_nt(d);
     for (int i = 0; i < unproven.n && !found; i++) {
         dl_vmem_init(&d->vm, &d->pm, unproven.mode[i], unproven.pa[i]);
