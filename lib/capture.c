@@ -91,9 +91,7 @@ static dl_status open_vmem(dl_dump *d, const char *path, dl_capture_notes *notes
         dl_vmss v = {0};
         const char *why = NULL;
         int ncpu = notes->ncpu;
-        if (!dl_vmss_probe(state))
-            why = "not a VMware state file (magic or group table)";
-        else if (dl_vmss_parse(d, state, &v, notes) != DL_OK)
+        if (dl_vmss_parse(d, state, &v, notes) != DL_OK)
             why = dl_ctx_error(d->ctx);
         else if (v.has_memory)
             why = "it holds the memory itself, so its regions do not describe the .vmem";
@@ -132,13 +130,12 @@ static dl_status open_vmss(dl_dump *d, const char *path, dl_capture_notes *notes
         dl_vmss_free(&v);
         return st;
     }
-    char vmem_path[4096];
+    char vmem_path[4096] = "NAME.vmem";
     dl_source *vmem = NULL;
     if (!path || !companion(path, ".vmem", vmem_path, sizeof vmem_path) ||
         dl_source_open_file(d->ctx, vmem_path, &vmem) != DL_OK) {
         dl_vmss_free(&v);
-        return dl_fail(d->ctx, DL_ECORRUPT, "VMware state file without its memory: %s cannot be read",
-                       path && companion(path, ".vmem", vmem_path, sizeof vmem_path) ? vmem_path : "NAME.vmem");
+        return dl_fail(d->ctx, DL_ECORRUPT, "VMware state file without its memory: %s cannot be read", vmem_path);
     }
     /* The .vmem is the physical address space from here on. */
     d->phys_src = vmem;
@@ -245,9 +242,9 @@ dl_status dl_capture_open(dl_dump *d, dl_capture_kind kind, const dl_open_option
         if (kind == DL_CAP_ELF)
             dl_capture_elf_notes(d, notes, elf);
         st = dl_fail(ctx, DL_EUNSUPPORTED, "%s: this build has no libkdumpfile",
-                     kind != DL_CAP_ELF ? "kdump-compressed capture"
+                     kind != DL_CAP_ELF  ? "kdump-compressed capture"
                      : notes->vbox_named ? "ELF core (VirtualBox)"
-                                        : "ELF core");
+                                         : "ELF core");
 #endif
     }
     if (st == DL_OK)

@@ -60,15 +60,22 @@ static int header(dl_source *src, dl_ctx *ctx, uint32_t *ngroups, int *old)
            12 + (uint64_t)*ngroups * GROUP_ENTRY <= src->size;
 }
 
-int dl_vmss_probe(dl_source *src)
+/* Magic and a group table whose every entry is sane. */
+static int sane(dl_source *src, dl_ctx *ctx, uint32_t *ngroups, int *old)
 {
-    dl_ctx *ctx = dl_ctx_new();
-    uint32_t n = 0;
-    int old, ok = ctx && header(src, ctx, &n, &old);
-    for (uint32_t i = 0; ok && i < n; i++) {
+    int ok = header(src, ctx, ngroups, old);
+    for (uint32_t i = 0; ok && i < *ngroups; i++) {
         group g;
         ok = read_group(src, ctx, i, &g);
     }
+    return ok;
+}
+
+int dl_vmss_probe(dl_source *src)
+{
+    dl_ctx *ctx = dl_ctx_new();
+    uint32_t n;
+    int old, ok = ctx && sane(src, ctx, &n, &old);
     dl_ctx_free(ctx);
     return ok;
 }
@@ -291,6 +298,8 @@ static void cpu_tag(dl_dump *d, dl_source *src, const tag *t, cpu_regs *c, int *
     }
 }
 
+/* The vCPUs of the cpu group, appended to notes only when the whole group
+ * walks cleanly. */
 static dl_status cpu_group(dl_dump *d, dl_source *src, const group *g, int old, dl_capture_notes *notes)
 {
     cpu_regs *c = calloc(DL_MAX_VCPUS, sizeof *c);
@@ -330,7 +339,7 @@ dl_status dl_vmss_parse(dl_dump *d, dl_source *src, dl_vmss *v, dl_capture_notes
     uint32_t n;
     int old;
     group g;
-    if (!header(src, d->ctx, &n, &old) || !dl_vmss_probe(src))
+    if (!sane(src, d->ctx, &n, &old))
         return dl_fail(d->ctx, DL_ECORRUPT, "not a VMware state file (magic or group table)");
     if (!find_group(d, src, n, "memory", &g))
         return dl_fail(d->ctx, DL_ECORRUPT, "VMware state file without a 'memory' group");
@@ -343,15 +352,10 @@ dl_status dl_vmss_parse(dl_dump *d, dl_source *src, dl_vmss *v, dl_capture_notes
         dl_warn(d->ctx, "vmss-cpu", "VMware state file without a 'cpu' group: CR3 is searched for");
         return DL_OK;
     }
-    /* CPU state is a bonus: a bad cpu group costs the registers, not the file. */
-    dl_capture_notes regs;
-    regs.ncpu = 0;
-    if (cpu_group(d, src, &g, old, &regs) == DL_OK) {
-        for (int i = 0; i < regs.ncpu && notes->ncpu < DL_MAX_VCPUS; i++)
-            notes->cpu[notes->ncpu++] = regs.cpu[i];
-    } else {
+    /* CPU state is a bonus: a bad cpu group costs the registers (none are
+     * added then), not the file. */
+    if (cpu_group(d, src, &g, old, notes) != DL_OK)
         dl_warn(d->ctx, "vmss-cpu", "%s: CR3 is searched for", dl_ctx_error(d->ctx));
-    }
     dl_ctx_clear_error(d->ctx);
     return DL_OK;
 }
