@@ -54,6 +54,31 @@ unsigned dl_capture_modes(uint64_t cr0, uint64_t cr4, uint64_t efer, int has_efe
  * allowed: the paging modes the container leaves possible (1u << mode). */
 dl_status dl_capture_find_kernel(dl_dump *d, dl_capture_notes *notes, unsigned allowed);
 
+/* nt's image by its headers (capture_nt.c).  One search state per open:
+ * the budget holds over every CR3 candidate. */
+#define DL_NT_BARREN_SLOTS 1024
+/* Tables (below the root) whose whole span held no MZ header, as PA |
+ * level: a lossy cache, per CR3 (a prototype PTE is read through it). */
+typedef struct dl_nt_memo {
+    uint64_t barren[DL_NT_BARREN_SLOTS];
+    struct {
+        uint64_t table, start;
+        int live, whole, clean;
+    } open[DL_MAX_LEVELS + 1]; /* the table at each level the scan is in */
+} dl_nt_memo;
+
+typedef struct dl_nt_search {
+    uint64_t pages_left;  /* translations and pages looked at */
+    uint32_t images_left; /* MZ headers parsed as images */
+    dl_nt_memo memo;
+} dl_nt_search;
+
+void dl_nt_search_init(dl_nt_search *s);
+/* nt's MZ at or below a kernel code address (IDT handler, LmTarget). */
+uint64_t dl_capture_image_below(dl_dump *d, uint64_t va, dl_nt_search *s);
+/* nt by a scan of kernel space through the current translator; 0 if none. */
+uint64_t dl_capture_nt_scan(dl_dump *d, dl_nt_search *s);
+
 /* Walk Nhdr records in [off, off+len) of src. */
 void dl_capture_parse_notes(dl_dump *d, dl_source *src, uint64_t off, uint64_t len, dl_capture_notes *n);
 /* After every note: drop VirtualBox registers that fail the checks of §2.1. */

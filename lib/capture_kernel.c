@@ -13,10 +13,6 @@
 /* KUSER_SHARED_DATA: mapped in every Windows kernel address space. */
 #define KUSER_X64 0xFFFFF78000000000ull
 #define KUSER_X86 0xFFDF0000ull
-/* Mapped kernel pages the search for nt's header looks at: 16 GiB worth. */
-#define NT_SCAN_MAX_PAGES (4u << 20)
-/* How far below a kernel code address nt's MZ header may be. */
-#define MAX_IMAGE_BACKSCAN (64u << 20)
 
 /* ---- CR3 ---- */
 
@@ -269,78 +265,11 @@ static int ram_pass(dl_dump *d, const dl_paging *modes, int nmodes, probe_set *p
 
 /* ---- the kernel ---- */
 
-/* nt's MZ at or below a kernel code address (IDT handler, LmTarget). */
-static uint64_t image_below(dl_dump *d, uint64_t va)
-{
-    for (uint64_t back = 0; back < MAX_IMAGE_BACKSCAN && va >= back; back += 0x1000) {
-        uint64_t base = (va & ~0xFFFull) - back;
-        uint8_t mz[2];
-        if (dl_vmem_read(&d->vm, d->ctx, base, mz, 2) != DL_OK || mz[0] != 'M' || mz[1] != 'Z')
-            continue;
-        dl_image img;
-        if (dl_image_load(d, base, 0, &img) == DL_OK && va - base < img.size)
-            return base;
-    }
-    dl_ctx_clear_error(d->ctx);
-    return 0;
-}
-
-/* Is the image at base nt?  Its export directory names the kernel:
- * ntoskrnl.exe, or ntkrnlpa.exe / ntkrnlmp.exe / ntkrpamp.exe on x86. */
-static int is_nt_image(dl_dump *d, uint64_t base)
-{
-    dl_image img;
-    uint8_t dir[0x10];
-    char name[16] = {0};
-    if (dl_image_load(d, base, 0, &img) != DL_OK || !img.export_rva || img.export_size < 0x28 ||
-        dl_vmem_read(&d->vm, d->ctx, base + img.export_rva, dir, sizeof dir) != DL_OK ||
-        dl_vmem_read(&d->vm, d->ctx, base + dl_le32(dir + 0x0C), name, 12) != DL_OK)
-        return 0;
-    size_t n = strnlen(name, sizeof name - 1);
-    return n >= 8 && dl_ascii_caseeq(name + n - 4, ".exe") && (name[0] | 0x20) == 'n' && (name[1] | 0x20) == 't';
-}
-
-/* Page-aligned MZ headers in [from, to): the first that is nt.  Unmapped
- * ranges are skipped a table at a time; at most max_pages are looked at. */
-static uint64_t nt_in_range(dl_dump *d, uint64_t from, uint64_t to, uint64_t *budget)
-{
-    for (uint64_t va = from; va && va < to && *budget; (*budget)--) {
-        dl_xlat x;
-        uint8_t mz[2];
-        if (dl_vmem_translate(&d->vm, d->ctx, va, &x) != DL_OK) {
-            va = dl_vmem_next_candidate(&d->vm, va, &x);
-            continue;
-        }
-        if (dl_physmem_read(&d->pm, d->ctx, x.pa, mz, 2) == DL_OK && mz[0] == 'M' && mz[1] == 'Z' && is_nt_image(d, va))
-            return va;
-        va += DL_PAGE_SIZE;
-    }
-    return 0;
-}
-
-/* nt by its headers in kernel space (vm-captures §7.2), when neither the
- * IDT, the low stub nor a plain KDBG named it: what a guest whose KDBG is
- * encoded and whose vCPU state is gone leaves.  x64 kernels have lived in
- * 0xFFFFF800'00000000-0xFFFFF87F'FFFFFFFF since Windows 2003; that slot is
- * searched first. */
-static uint64_t nt_by_scan(dl_dump *d)
-{
-    uint64_t budget = NT_SCAN_MAX_PAGES, nt;
-    dl_ctx_clear_error(d->ctx);
-    if (d->info.bits == 32)
-        nt = nt_in_range(d, 0x80000000ull, 0x100000000ull, &budget);
-    else if (!(nt = nt_in_range(d, 0xFFFFF80000000000ull, 0xFFFFF88000000000ull, &budget)) &&
-             !(nt = nt_in_range(d, 0xFFFF800000000000ull, 0xFFFFF80000000000ull, &budget)))
-        nt = nt_in_range(d, 0xFFFFF88000000000ull, 0xFFFFFFFFFFFFF000ull, &budget);
-    dl_ctx_clear_error(d->ctx);
-    return nt;
-}
-
 /* Does the translator just set up map nt's header?  Sets the hint. */
-static int maps_nt(dl_dump *d)
+static int maps_nt(dl_dump *d, dl_nt_search *search)
 {
     d->info.bits = d->vm.mode == DL_PAGING_X64_4 || d->vm.mode == DL_PAGING_X64_5 ? 64 : 32;
-    return (d->nt_base_hint = nt_by_scan(d)) != 0;
+    return (d->nt_base_hint = dl_capture_nt_scan(d, search)) != 0;
 }
 
 /* Build number from NtBuildLab ("19041.1.amd64fre..."). */
@@ -411,6 +340,8 @@ dl_status dl_capture_find_kernel(dl_dump *d, dl_capture_notes *notes, unsigned a
     for (int i = 0; i < 3; i++)
         if (allowed & (1u << order[i]))
             modes[nmodes++] = order[i];
+    dl_nt_search search;
+    dl_nt_search_init(&search);
     probe_set probes = {{0}, {0}, 0};
     add_probe(&probes, KUSER_X64, 0);
     add_probe(&probes, KUSER_X86, 0);
@@ -454,7 +385,7 @@ dl_status dl_capture_find_kernel(dl_dump *d, dl_capture_notes *notes, unsigned a
          * little else: it must also map nt's header. */
         for (int i = 0; i < notes->ncpu && !found; i++)
             if (!vcpu_in_kernel(&notes->cpu[i]) && !cr3_tried_before(notes, i) &&
-                set_cr3_vcpu(d, modes, nmodes, &notes->cpu[i], &probes) && !(found = maps_nt(d)))
+                set_cr3_vcpu(d, modes, nmodes, &notes->cpu[i], &probes) && !(found = maps_nt(d, &search)))
                 d->cr3_vcpu = 0;
         if (!found && have_stub && (found = set_cr3(d, modes, nmodes, cr3_stub, &probes)))
             d->cr3_from = "low-stub";
@@ -481,10 +412,10 @@ dl_status dl_capture_find_kernel(dl_dump *d, dl_capture_notes *notes, unsigned a
     for (int i = 0; i < notes->ncpu && !found; i++)
         if (vcpu_in_kernel(&notes->cpu[i]) && !cr3_tried_before(notes, i) &&
             set_cr3_vcpu(d, modes, nmodes, &notes->cpu[i], NULL))
-            d->cr3_vcpu = found = maps_nt(d);
+            d->cr3_vcpu = found = maps_nt(d, &search);
     for (int i = 0; i < unproven.n && !found; i++) {
         dl_vmem_init(&d->vm, &d->pm, unproven.mode[i], unproven.pa[i]);
-        if (maps_nt(d)) {
+        if (maps_nt(d, &search)) {
             found = 1;
             in->directory_table_base = unproven.pa[i];
             d->cr3_from = "self-map-scan";
@@ -514,17 +445,17 @@ dl_status dl_capture_find_kernel(dl_dump *d, dl_capture_notes *notes, unsigned a
         if (in->bits == 64)
             handler |= (uint64_t)dl_le32(gate + 8) << 32;
         if (dl_kernel_va(d, handler))
-            d->nt_base_hint = image_below(d, handler);
+            d->nt_base_hint = dl_capture_image_below(d, handler, &search);
     }
     if (!d->nt_base_hint && lm_target)
-        d->nt_base_hint = image_below(d, lm_target);
+        d->nt_base_hint = dl_capture_image_below(d, lm_target, &search);
     for (int i = 0; i < probes.n && !d->nt_base_hint; i++) {
         uint8_t mz[2];
         if (probes.image[i] && dl_vmem_read(&d->vm, ctx, probes.va[i], mz, 2) == DL_OK && mz[0] == 'M' && mz[1] == 'Z')
             d->nt_base_hint = probes.va[i];
     }
     if (!d->nt_base_hint)
-        d->nt_base_hint = nt_by_scan(d);
+        d->nt_base_hint = dl_capture_nt_scan(d, &search);
     if (!in->processors && notes->ncpu)
         in->processors = (uint32_t)notes->ncpu;
     dl_ctx_clear_error(ctx);

@@ -133,6 +133,21 @@ int dl_physmem_has(const dl_physmem *pm, uint64_t pfn)
     return find(pm, pfn) != NULL;
 }
 
+uint64_t dl_physmem_next_present(const dl_physmem *pm, uint64_t pfn)
+{
+    size_t lo = 0, hi = pm->n; /* the first extent that ends after pfn */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (pm->ext[mid].pfn + pm->ext[mid].pages <= pfn)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == pm->n)
+        return UINT64_MAX;
+    return pm->ext[lo].pfn > pfn ? pm->ext[lo].pfn : pfn;
+}
+
 dl_status dl_physmem_read(dl_physmem *pm, dl_ctx *ctx, uint64_t pa, void *buf, size_t len)
 {
     uint8_t *out = buf;

@@ -34,6 +34,8 @@ uint64_t dl_physmem_cut(dl_physmem *pm, uint64_t pfn, uint64_t pages);
 /* File offset of PFN, or 0 with *present = 0. */
 uint64_t dl_physmem_offset(const dl_physmem *pm, uint64_t pfn, int *present);
 int dl_physmem_has(const dl_physmem *pm, uint64_t pfn);
+/* The first present PFN at or above pfn; UINT64_MAX when none. */
+uint64_t dl_physmem_next_present(const dl_physmem *pm, uint64_t pfn);
 
 /* Read bytes that may span pages; DL_PARTIAL naming the first absent PA. */
 dl_status dl_physmem_read(dl_physmem *pm, dl_ctx *ctx, uint64_t pa, void *buf, size_t len);

@@ -142,7 +142,8 @@ static void level_geometry(dl_paging mode, int level, int top, uint64_t va, uint
 
 static dl_status resolve_prototype(dl_vmem *vm, dl_ctx *ctx, uint64_t va, uint64_t e, int depth, dl_xlat *out);
 
-static dl_status walk(dl_vmem *vm, dl_ctx *ctx, uint64_t va, int depth, dl_xlat *out)
+/* path (optional): the PA of the table read at each level. */
+static dl_status walk(dl_vmem *vm, dl_ctx *ctx, uint64_t va, int depth, dl_xlat *out, uint64_t *path)
 {
     memset(out, 0, sizeof *out);
     out->page_size = DL_PAGE_SIZE;
@@ -170,6 +171,8 @@ static dl_status walk(dl_vmem *vm, dl_ctx *ctx, uint64_t va, int depth, dl_xlat 
         int esize;
         level_geometry(vm->mode, level, top, va, &idx, &esize);
         out->level = level;
+        if (path)
+            path[level] = table;
         if (!read_entry(vm, ctx, table + idx * (uint64_t)esize, esize, &e)) {
             out->kind = DL_XLAT_TABLE_ABSENT;
             return dl_fail(ctx, DL_PARTIAL, "VA 0x%llx: level-%d page table at PA 0x%llx is not in the dump",
@@ -246,7 +249,7 @@ static dl_status resolve_prototype(dl_vmem *vm, dl_ctx *ctx, uint64_t va, uint64
         return dl_fail(ctx, DL_PARTIAL, "VA 0x%llx: non-PAE prototype PTE not decoded", (unsigned long long)va);
     }
     dl_xlat px;
-    dl_status st = walk(vm, ctx, proto_va, depth + 1, &px);
+    dl_status st = walk(vm, ctx, proto_va, depth + 1, &px, NULL);
     if (st != DL_OK) {
         *out = px;
         return st;
@@ -281,7 +284,24 @@ vad:
 
 dl_status dl_vmem_translate(dl_vmem *vm, dl_ctx *ctx, uint64_t va, dl_xlat *out)
 {
-    return walk(vm, ctx, va, 0, out);
+    return walk(vm, ctx, va, 0, out, NULL);
+}
+
+dl_status dl_vmem_translate_path(dl_vmem *vm, dl_ctx *ctx, uint64_t va, dl_xlat *out, uint64_t path[DL_MAX_LEVELS + 1])
+{
+    return walk(vm, ctx, va, 0, out, path);
+}
+
+int dl_vmem_levels(const dl_vmem *vm)
+{
+    return levels(vm->mode);
+}
+
+int dl_vmem_entry_shift(const dl_vmem *vm, int level)
+{
+    if (vm->mode == DL_PAGING_PAE && level == 3)
+        return 30;
+    return vm->mode == DL_PAGING_X86 ? 12 + 10 * (level - 1) : 12 + 9 * (level - 1);
 }
 
 static const dl_vrange *find_vrange(const dl_vmem *vm, uint64_t va, size_t len)
@@ -304,7 +324,7 @@ static dl_status page_of(dl_vmem *vm, dl_ctx *ctx, uint64_t va, uint64_t *pa_pag
         return DL_OK;
     }
     dl_xlat x;
-    dl_status st = walk(vm, ctx, va, 0, &x);
+    dl_status st = walk(vm, ctx, va, 0, &x, NULL);
     if (st != DL_OK)
         return st;
     *pa_page = x.pa & ~(uint64_t)(DL_PAGE_SIZE - 1);
@@ -373,7 +393,7 @@ uint64_t dl_vmem_next_candidate(const dl_vmem *vm, uint64_t va, const dl_xlat *x
 {
     int readable = x->kind == DL_XLAT_VALID || x->kind == DL_XLAT_TRANSITION || x->kind == DL_XLAT_PROTOTYPE;
     int level = !readable && x->level >= 2 ? x->level : 1;
-    int shift = vm->mode == DL_PAGING_X86 ? 12 + 10 * (level - 1) : 12 + 9 * (level - 1);
+    int shift = dl_vmem_entry_shift(vm, level);
     if (x->kind == DL_XLAT_VALID && x->page_size > DL_PAGE_SIZE)
         shift = 12; /* inside a large page: every 4 KiB page is there */
     if (shift >= 64)

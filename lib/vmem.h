@@ -47,6 +47,14 @@ dl_status dl_vmem_add_range(dl_vmem *vm, dl_ctx *ctx, uint64_t va, uint64_t len,
 dl_status dl_vmem_translate(dl_vmem *vm, dl_ctx *ctx, uint64_t va, dl_xlat *out);
 dl_status dl_vmem_read(dl_vmem *vm, dl_ctx *ctx, uint64_t va, void *buf, size_t len);
 
+/* Translate, and give the PA of the table read at each level (path[1] is
+ * the page table; levels above out->level are filled). */
+#define DL_MAX_LEVELS 5
+dl_status dl_vmem_translate_path(dl_vmem *vm, dl_ctx *ctx, uint64_t va, dl_xlat *out, uint64_t path[DL_MAX_LEVELS + 1]);
+/* Levels of the mode (2 to 5), and log2 of the VA span of one entry at a level. */
+int dl_vmem_levels(const dl_vmem *vm);
+int dl_vmem_entry_shift(const dl_vmem *vm, int level);
+
 /* After translating va gave x: the next VA that may translate.  An upper-
  * level entry that failed rules out the whole range it would map; 0 when
  * that range reaches the top of the address space. */
