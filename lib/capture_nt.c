@@ -111,14 +111,18 @@ static uint64_t nt_in_range(dl_dump *d, uint64_t from, uint64_t to, dl_nt_search
     memset(m->open, 0, sizeof m->open);
     for (uint64_t va = from, next; va && va < to && s->pages_left && s->images_left; va = next) {
         s->pages_left--;
-        uint64_t path[DL_MAX_LEVELS + 1];
+        uint64_t path[DL_MAX_LEVELS + 1] = {0};
         dl_xlat x;
         dl_status st = dl_vmem_translate_path(vm, d->ctx, va, &x, path);
+        if (!x.level) { /* refused before any table was read */
+            next = dl_vmem_next_candidate(vm, va, &x);
+            continue;
+        }
         int skip = 0;
-        for (int l = top - 1; l >= x.level && l >= 1 && !skip; l--)
+        for (int l = top - 1; l >= x.level && !skip; l--)
             if (barren_has(m, l, path[l]))
                 skip = l;
-        track_tables(vm, m, va, path, skip ? skip + 1 : x.level > 0 ? x.level : 1, top);
+        track_tables(vm, m, va, path, skip ? skip + 1 : x.level, top);
         if (skip) {
             int shift = dl_vmem_entry_shift(vm, skip + 1);
             next = ((va >> shift) + 1) << shift;

@@ -2,6 +2,8 @@
  * (Windows software PTEs: ntdiff _MMPTE_* types, wkpe mmtypes.h). */
 #include "vmem.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -142,6 +144,20 @@ static void level_geometry(dl_paging mode, int level, int top, uint64_t va, uint
 
 static dl_status resolve_prototype(dl_vmem *vm, dl_ctx *ctx, uint64_t va, uint64_t e, int depth, dl_xlat *out);
 
+/* A translation that fails: DL_PARTIAL, with a message unless the caller
+ * scans (most of its translations fail; formatting each would dominate). */
+static dl_status DL_PRINTF(3, 4) xlat_fail(const dl_vmem *vm, dl_ctx *ctx, const char *fmt, ...)
+{
+    if (vm->quiet)
+        return DL_PARTIAL;
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return dl_fail(ctx, DL_PARTIAL, "%s", msg);
+}
+
 /* path (optional): the PA of the table read at each level. */
 static dl_status walk(dl_vmem *vm, dl_ctx *ctx, uint64_t va, int depth, dl_xlat *out, uint64_t *path)
 {
@@ -150,19 +166,19 @@ static dl_status walk(dl_vmem *vm, dl_ctx *ctx, uint64_t va, int depth, dl_xlat 
     int top = levels(vm->mode);
     if (!top) {
         out->kind = DL_XLAT_UNSUPPORTED;
-        return dl_fail(ctx, DL_PARTIAL, "no page tables to translate VA 0x%llx", (unsigned long long)va);
+        return xlat_fail(vm, ctx, "no page tables to translate VA 0x%llx", (unsigned long long)va);
     }
     if (vm->mode == DL_PAGING_X86 || vm->mode == DL_PAGING_PAE) {
         if (va >> 32) {
             out->kind = DL_XLAT_NONCANONICAL;
-            return dl_fail(ctx, DL_PARTIAL, "VA 0x%llx is above 4 GiB on a 32-bit dump", (unsigned long long)va);
+            return xlat_fail(vm, ctx, "VA 0x%llx is above 4 GiB on a 32-bit dump", (unsigned long long)va);
         }
     } else {
         int bits = vm->mode == DL_PAGING_X64_5 ? 57 : 48;
         uint64_t high = va >> (bits - 1);
         if (high != 0 && high != (~0ull >> (bits - 1))) {
             out->kind = DL_XLAT_NONCANONICAL;
-            return dl_fail(ctx, DL_PARTIAL, "VA 0x%llx is not canonical", (unsigned long long)va);
+            return xlat_fail(vm, ctx, "VA 0x%llx is not canonical", (unsigned long long)va);
         }
     }
     uint64_t table = vm->root;
@@ -175,8 +191,8 @@ static dl_status walk(dl_vmem *vm, dl_ctx *ctx, uint64_t va, int depth, dl_xlat 
             path[level] = table;
         if (!read_entry(vm, ctx, table + idx * (uint64_t)esize, esize, &e)) {
             out->kind = DL_XLAT_TABLE_ABSENT;
-            return dl_fail(ctx, DL_PARTIAL, "VA 0x%llx: level-%d page table at PA 0x%llx is not in the dump",
-                           (unsigned long long)va, level, (unsigned long long)table);
+            return xlat_fail(vm, ctx, "VA 0x%llx: level-%d page table at PA 0x%llx is not in the dump",
+                             (unsigned long long)va, level, (unsigned long long)table);
         }
         out->entry = e;
         uint64_t next;
@@ -197,13 +213,13 @@ static dl_status walk(dl_vmem *vm, dl_ctx *ctx, uint64_t va, int depth, dl_xlat 
             next = vm->mode == DL_PAGING_X86 ? (e & 0xFFFFF000ull) : (e & PA_MASK_52);
         } else if (e == 0) {
             out->kind = DL_XLAT_NOT_PRESENT;
-            return dl_fail(ctx, DL_PARTIAL, "VA 0x%llx is not mapped (level-%d entry is zero)", (unsigned long long)va,
-                           level);
+            return xlat_fail(vm, ctx, "VA 0x%llx is not mapped (level-%d entry is zero)", (unsigned long long)va,
+                             level);
         } else if (e & PTE_PROTOTYPE) {
             if (level != 1 || depth > 0) {
                 out->kind = DL_XLAT_NOT_PRESENT;
-                return dl_fail(ctx, DL_PARTIAL, "VA 0x%llx: prototype entry 0x%llx at level %d", (unsigned long long)va,
-                               (unsigned long long)e, level);
+                return xlat_fail(vm, ctx, "VA 0x%llx: prototype entry 0x%llx at level %d", (unsigned long long)va,
+                                 (unsigned long long)e, level);
             }
             return resolve_prototype(vm, ctx, va, e, depth, out);
         } else if (e & PTE_TRANSITION) {
@@ -215,8 +231,8 @@ static dl_status walk(dl_vmem *vm, dl_ctx *ctx, uint64_t va, int depth, dl_xlat 
             }
         } else {
             out->kind = pagefile_high(vm, e) ? DL_XLAT_PAGEFILE : DL_XLAT_DEMAND_ZERO;
-            return dl_fail(ctx, DL_PARTIAL, "VA 0x%llx is %s (level-%d entry 0x%llx)", (unsigned long long)va,
-                           out->kind == DL_XLAT_PAGEFILE ? "paged out" : "demand-zero", level, (unsigned long long)e);
+            return xlat_fail(vm, ctx, "VA 0x%llx is %s (level-%d entry 0x%llx)", (unsigned long long)va,
+                             out->kind == DL_XLAT_PAGEFILE ? "paged out" : "demand-zero", level, (unsigned long long)e);
         }
         if (level == 1) {
             out->kind = DL_XLAT_VALID;
@@ -225,7 +241,7 @@ static dl_status walk(dl_vmem *vm, dl_ctx *ctx, uint64_t va, int depth, dl_xlat 
         }
         table = next;
     }
-    return dl_fail(ctx, DL_PARTIAL, "VA 0x%llx: walk did not end", (unsigned long long)va);
+    return xlat_fail(vm, ctx, "VA 0x%llx: walk did not end", (unsigned long long)va);
 }
 
 /* Prototype PTE (dump-format §4.4 step 3): the entry points at another PTE
@@ -246,7 +262,7 @@ static dl_status resolve_prototype(dl_vmem *vm, dl_ctx *ctx, uint64_t va, uint64
         /* Non-PAE prototype addresses are packed in an UNCERTAIN way
          * (dump-format §4.3): do not guess. */
         out->kind = DL_XLAT_NOT_PRESENT;
-        return dl_fail(ctx, DL_PARTIAL, "VA 0x%llx: non-PAE prototype PTE not decoded", (unsigned long long)va);
+        return xlat_fail(vm, ctx, "VA 0x%llx: non-PAE prototype PTE not decoded", (unsigned long long)va);
     }
     dl_xlat px;
     dl_status st = walk(vm, ctx, proto_va, depth + 1, &px, NULL);
@@ -257,8 +273,8 @@ static dl_status resolve_prototype(dl_vmem *vm, dl_ctx *ctx, uint64_t va, uint64
     uint64_t pe;
     if (!read_entry(vm, ctx, px.pa, esize, &pe)) {
         out->kind = DL_XLAT_TABLE_ABSENT;
-        return dl_fail(ctx, DL_PARTIAL, "VA 0x%llx: prototype PTE at PA 0x%llx is not in the dump",
-                       (unsigned long long)va, (unsigned long long)px.pa);
+        return xlat_fail(vm, ctx, "VA 0x%llx: prototype PTE at PA 0x%llx is not in the dump", (unsigned long long)va,
+                         (unsigned long long)px.pa);
     }
     out->entry = pe;
     out->level = 1;
@@ -275,11 +291,11 @@ static dl_status resolve_prototype(dl_vmem *vm, dl_ctx *ctx, uint64_t va, uint64
     out->kind = (pe & PTE_PROTOTYPE)    ? DL_XLAT_NOT_PRESENT
                 : pagefile_high(vm, pe) ? DL_XLAT_PAGEFILE
                                         : DL_XLAT_DEMAND_ZERO;
-    return dl_fail(ctx, DL_PARTIAL, "VA 0x%llx: prototype PTE 0x%llx is not resident", (unsigned long long)va,
-                   (unsigned long long)pe);
+    return xlat_fail(vm, ctx, "VA 0x%llx: prototype PTE 0x%llx is not resident", (unsigned long long)va,
+                     (unsigned long long)pe);
 vad:
     out->kind = DL_XLAT_NOT_PRESENT;
-    return dl_fail(ctx, DL_PARTIAL, "VA 0x%llx: prototype PTE refers to the VAD", (unsigned long long)va);
+    return xlat_fail(vm, ctx, "VA 0x%llx: prototype PTE refers to the VAD", (unsigned long long)va);
 }
 
 dl_status dl_vmem_translate(dl_vmem *vm, dl_ctx *ctx, uint64_t va, dl_xlat *out)
@@ -289,7 +305,10 @@ dl_status dl_vmem_translate(dl_vmem *vm, dl_ctx *ctx, uint64_t va, dl_xlat *out)
 
 dl_status dl_vmem_translate_path(dl_vmem *vm, dl_ctx *ctx, uint64_t va, dl_xlat *out, uint64_t path[DL_MAX_LEVELS + 1])
 {
-    return walk(vm, ctx, va, 0, out, path);
+    vm->quiet = 1;
+    dl_status st = walk(vm, ctx, va, 0, out, path);
+    vm->quiet = 0;
+    return st;
 }
 
 int dl_vmem_levels(const dl_vmem *vm)
@@ -393,6 +412,9 @@ uint64_t dl_vmem_next_candidate(const dl_vmem *vm, uint64_t va, const dl_xlat *x
 {
     int readable = x->kind == DL_XLAT_VALID || x->kind == DL_XLAT_TRANSITION || x->kind == DL_XLAT_PROTOTYPE;
     int level = !readable && x->level >= 2 ? x->level : 1;
+    /* An absent table rules out all it would map: the entry above it. */
+    if (x->kind == DL_XLAT_TABLE_ABSENT && ++level > levels(vm->mode))
+        return 0;
     int shift = dl_vmem_entry_shift(vm, level);
     if (x->kind == DL_XLAT_VALID && x->page_size > DL_PAGE_SIZE)
         shift = 12; /* inside a large page: every 4 KiB page is there */

@@ -27,6 +27,7 @@ typedef struct dl_vmem {
     dl_physmem *pm;
     dl_paging mode;
     uint64_t root; /* masked CR3 */
+    int quiet;     /* failed translations leave no message (set by translate_path) */
     /* x64 L1TF swizzling: mask of the bit Windows sets in invalid PTEs, 0 when
      * unknown (then guessed per entry, dump-format §4.4). */
     uint64_t swizzle_mask;
@@ -47,8 +48,9 @@ dl_status dl_vmem_add_range(dl_vmem *vm, dl_ctx *ctx, uint64_t va, uint64_t len,
 dl_status dl_vmem_translate(dl_vmem *vm, dl_ctx *ctx, uint64_t va, dl_xlat *out);
 dl_status dl_vmem_read(dl_vmem *vm, dl_ctx *ctx, uint64_t va, void *buf, size_t len);
 
-/* Translate, and give the PA of the table read at each level (path[1] is
- * the page table; levels above out->level are filled). */
+/* Translate for a scan: the PA of the table read at each level (path[1] is
+ * the page table; levels out->level and above are filled), and no message
+ * on ctx when it fails (out->kind says why). */
 #define DL_MAX_LEVELS 5
 dl_status dl_vmem_translate_path(dl_vmem *vm, dl_ctx *ctx, uint64_t va, dl_xlat *out, uint64_t path[DL_MAX_LEVELS + 1]);
 /* Levels of the mode (2 to 5), and log2 of the VA span of one entry at a level. */

@@ -1,6 +1,7 @@
 /* Fuzz target: the container stage of every dump type and wrapper -- magic,
  * DUMP_HEADER32/64, run list, SDMP/FDMP bitmap, RDMP ranges, triage header,
- * gzip/ZIP/CAB -- and physical reads through the map it builds.
+ * gzip/ZIP/CAB, VMware state files -- and physical reads through the map it
+ * builds; then the same bytes as a raw capture (the kernel search).
  * Input: the file itself.  Seeds: forged dumps cut to -max_len. */
 #include "fuzz_common.h"
 
@@ -44,13 +45,11 @@ static void read_some(dl_dump *d, const uint8_t *data, size_t size)
     dl_read_phys(d, UINT64_MAX - 4, buf, 16);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void open_and_read(const uint8_t *data, size_t size, int raw)
 {
-    fz_file_set(&file, data, size);
-    fz_maybe_save(&file);
     dl_ctx *ctx = dl_ctx_new();
     /* no_cache: an input must never write an index or a rebuilt file. */
-    dl_open_options opts = {.no_cache = 1, .cache_dir = "/nonexistent/dumpleak-fuzz"};
+    dl_open_options opts = {.no_cache = 1, .cache_dir = "/nonexistent/dumpleak-fuzz", .raw_input = raw};
     dl_dump *d = NULL;
     dl_status st = dl_open(ctx, file.path, &opts, &d);
     FZ_ASSERT(st >= DL_OK && st <= DL_EUNSUPPORTED);
@@ -64,5 +63,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     fz_touch_ctx(ctx);
     dl_ctx_free(ctx);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fz_file_set(&file, data, size);
+    fz_maybe_save(&file);
+    open_and_read(data, size, 0);
+    /* The same bytes as a raw capture (`--input raw`): page tables, self-
+     * maps and nt's header searched for in memory no container describes. */
+    if (size >= 4096)
+        open_and_read(data, size, 1);
     return 0;
 }
