@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dump.h"
 #include "matrix.h"
 
 static int has_page_tables(const forged *f)
@@ -224,4 +225,38 @@ Test(vmem, agrees_with_libaddrxlat)
         dl_ctx_free(ctx);
     }
     cr_expect_gt(compared, 1000, "too few oracle comparisons (%zu)", compared);
+}
+
+/* dl_vmem_next_candidate, as the nt search and the suspect image scan use
+ * it: stepping through the forge's random page tables from translation to
+ * next candidate must land on every page the truth says is mapped, and
+ * must skip (take fewer steps than pages). */
+Test(vmem, next_candidate_skips_nothing_mapped)
+{
+    size_t checked = 0;
+    for (size_t i = 0; i < matrix_count(); i++) {
+        const forged *f = matrix_get(i);
+        json_t *rp = json_object_get(f->truth, "random_pt");
+        if (!has_page_tables(f) || !rp || json_is_null(rp))
+            continue;
+        dl_ctx *ctx = dl_ctx_new();
+        dl_dump *d = open_forged(f, ctx);
+        json_t *mapped = json_object_get(rp, "mapped");
+        size_t n = json_array_size(mapped), hit = 0;
+        uint64_t base = jhex(json_object_get(rp, "base")), span = jhex(json_object_get(rp, "span")), steps = 0;
+        for (uint64_t va = base; va && va < base + span; steps++) {
+            dl_xlat x;
+            dl_status st = dl_vmem_translate(&d->vm, ctx, va, &x);
+            for (size_t k = 0; st == DL_OK && k < n; k++)
+                hit += jhex(json_array_get(json_array_get(mapped, k), 0)) == va;
+            va = st == DL_OK ? va + 4096 : dl_vmem_next_candidate(&d->vm, va, &x);
+        }
+        cr_expect_eq(hit, n, "%s: %zu of %zu mapped pages reached", f->dump, hit, n);
+        cr_expect_lt(steps, span / 4096, "%s: %llu steps over %llu pages", f->dump, (unsigned long long)steps,
+                     (unsigned long long)(span / 4096));
+        checked++;
+        dl_close(d);
+        dl_ctx_free(ctx);
+    }
+    cr_expect_gt(checked, 10, "too few dumps with random page tables (%zu)", checked);
 }
