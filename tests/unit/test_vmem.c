@@ -173,13 +173,20 @@ static int oracle_translate(addrxlat_ctx_t *actx, addrxlat_meth_t *meth, uint64_
     return 1;
 }
 
+/* The forge's random page-table region of a dump, or NULL. */
+static json_t *random_pt(const forged *f)
+{
+    json_t *rp = json_object_get(f->truth, "random_pt");
+    return has_page_tables(f) && rp && !json_is_null(rp) ? rp : NULL;
+}
+
 Test(vmem, agrees_with_libaddrxlat)
 {
     size_t compared = 0;
     for (size_t i = 0; i < matrix_count(); i++) {
         const forged *f = matrix_get(i);
-        json_t *rp = json_object_get(f->truth, "random_pt");
-        if (!has_page_tables(f) || !rp || json_is_null(rp))
+        json_t *rp = random_pt(f);
+        if (!rp)
             continue;
         dl_ctx *ctx = dl_ctx_new();
         dl_dump *d = open_forged(f, ctx);
@@ -236,8 +243,8 @@ Test(vmem, next_candidate_skips_nothing_mapped)
     size_t checked = 0;
     for (size_t i = 0; i < matrix_count(); i++) {
         const forged *f = matrix_get(i);
-        json_t *rp = json_object_get(f->truth, "random_pt");
-        if (!has_page_tables(f) || !rp || json_is_null(rp))
+        json_t *rp = random_pt(f);
+        if (!rp)
             continue;
         dl_ctx *ctx = dl_ctx_new();
         dl_dump *d = open_forged(f, ctx);
