@@ -198,17 +198,18 @@ static dl_status open_kdumpfile(dl_dump *d, dl_capture_kind kind, const dl_open_
 static unsigned allowed_modes(const dl_capture_notes *notes, const dl_elf_facts *elf)
 {
     unsigned x64 = 1u << DL_PAGING_X64_4, x86 = 1u << DL_PAGING_PAE | 1u << DL_PAGING_X86;
-    /* VirtualBox: e_machine is the host build's (§2.1); its registers tell. */
-    if (notes->vbox_named) {
-        unsigned m = 0;
-        for (int i = 0; i < notes->ncpu; i++)
-            m |= notes->cpu[i].modes;
-        if (m & (1u << DL_PAGING_X64_5))
-            m |= x64;
-        return m & (x64 | x86) ? m & (x64 | x86) : x64 | x86;
-    }
-    /* QEMU ELF: EM_386 for 32-bit guests, EM_X86_64 for x64 (§2). */
-    return elf->machine == 3 ? x86 : elf->machine == 62 ? x64 : x64 | x86;
+    /* QEMU writes EM_X86_64 only when its first vCPU is in long mode (§2). */
+    if (!notes->vbox_named && elf->machine == 62)
+        return x64;
+    /* Else the registers tell.  EM_386 says only that the first vCPU was not
+     * in long mode: a 32-bit guest, or an x64 one caught in SMM or at reset;
+     * VirtualBox's e_machine is its host build's (§2.1). */
+    unsigned m = 0;
+    for (int i = 0; i < notes->ncpu; i++)
+        m |= notes->cpu[i].modes;
+    if (m & (1u << DL_PAGING_X64_5))
+        m |= x64;
+    return m & (x64 | x86) ? m & (x64 | x86) : x64 | x86;
 }
 
 dl_status dl_capture_open(dl_dump *d, dl_capture_kind kind, const dl_open_options *opts)
