@@ -80,7 +80,10 @@ dl_status dl_kdump_phys_open(dl_dump *d, const char *path, dl_source **phys)
         kd_close(&s->base);
         return dl_fail(d->ctx, DL_ECORRUPT, "cannot open %s for libkdumpfile", path);
     }
-    if (kdump_open_fd(s->k, s->fd) != KDUMP_OK) {
+    /* read(2) into libkdumpfile's bounded cache: with mmap, every page the
+     * RAM pass touches stays mapped (4.2 GB resident on a 4.5 GiB core). */
+    if (kdump_set_number_attr(s->k, KDUMP_ATTR_FILE_MMAP_POLICY, KDUMP_MMAP_NEVER) != KDUMP_OK ||
+        kdump_open_fd(s->k, s->fd) != KDUMP_OK) {
         dl_status st = dl_fail(d->ctx, DL_ECORRUPT, "libkdumpfile cannot read the capture: %s", kdump_get_err(s->k));
         kd_close(&s->base);
         return st;
